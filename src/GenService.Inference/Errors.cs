@@ -1,0 +1,49 @@
+namespace GenService.Inference;
+
+/// <summary>
+/// Domain errors. The HTTP layer maps each to a status code (problem+json on /v1, {"error"} on /v2);
+/// nothing below the HTTP layer knows about HTTP.
+/// </summary>
+public abstract class GenServiceException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>No model (or v2 graph) of that name exists. 404.</summary>
+public sealed class ModelNotFoundException(string name)
+    : GenServiceException($"No model named '{name}'. GET /v1/models lists the models this server has.")
+{
+    public string Name { get; } = name;
+}
+
+/// <summary>The model exists but was asked for under another family's route. 404 naming the real family.</summary>
+public sealed class WrongFamilyException(string name, string requestedFamily, string actualFamily)
+    : GenServiceException($"Model '{name}' is a {actualFamily} model, not {requestedFamily}: use /v1/{actualFamily}/{name}/...")
+{
+    public string Name { get; } = name;
+
+    public string ActualFamily { get; } = actualFamily;
+}
+
+/// <summary>The model exists but is loading, failed or unloaded. 503.</summary>
+public sealed class ModelNotReadyException(string name, string reason)
+    : GenServiceException($"Model '{name}' is not ready: {reason}")
+{
+    public string Name { get; } = name;
+}
+
+/// <summary>A bounded queue is full: reject at once. 429 with Retry-After.</summary>
+public sealed class QueueFullException(string graph, int capacity, TimeSpan retryAfter)
+    : GenServiceException($"The queue of '{graph}' is full ({capacity} waiting rows); retry after {Math.Ceiling(retryAfter.TotalSeconds)} s.")
+{
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}
+
+/// <summary>The request's deadline passed before it could be computed. 504.</summary>
+public sealed class DeadlineExceededException(string graph, TimeSpan deadline)
+    : GenServiceException($"The request to '{graph}' did not finish within its deadline of {deadline.TotalMilliseconds:0} ms.");
+
+/// <summary>Bad input: names the field and what is allowed. 400.</summary>
+public sealed class RequestValidationException(string field, string detail)
+    : GenServiceException(detail)
+{
+    /// <summary>The request field at fault, e.g. "steps" or "inputs[2].data".</summary>
+    public string Field { get; } = field;
+}

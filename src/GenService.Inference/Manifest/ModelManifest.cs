@@ -1,0 +1,134 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using GenService.Sampling.Diffusion;
+
+namespace GenService.Inference.Manifest;
+
+/// <summary>Model families (MODEL-CONTRACT.md). The lower-case name is the route segment.</summary>
+public enum ModelFamily
+{
+    Gan,
+    Vae,
+    Flow,
+    Diffusion,
+    Ar,
+}
+
+/// <summary>
+/// A parsed, validated <c>model.json</c> (MODEL-CONTRACT.md). JSON names are snake_case.
+/// Parsing and validation live in ManifestLoader; this type is plain data.
+/// </summary>
+public sealed record ModelManifest
+{
+    public required string Name { get; init; }
+
+    public required ModelFamily Family { get; init; }
+
+    public string Version { get; init; } = "1";
+
+    public string? Description { get; init; }
+
+    public required OutputSpec Output { get; init; }
+
+    public ConditioningSpec? Conditioning { get; init; }
+
+    /// <summary>gan, vae: per-sample latent shape; flow: equals output.shape; diffusion: output.shape.</summary>
+    public int[]? LatentShape { get; init; }
+
+    /// <summary>Role (generator, decoder, encoder, inverse, forward, denoiser) -> graph.</summary>
+    public required IReadOnlyDictionary<string, GraphSpec> Graphs { get; init; }
+
+    /// <summary>Diffusion only: resolved scheduler (inline object or a named diffusers file).</summary>
+    public SchedulerConfig? Scheduler { get; init; }
+
+    /// <summary>AR only.</summary>
+    public TokensSpec? Tokens { get; init; }
+
+    /// <summary>Flow only, optional: discrete bits/dim.</summary>
+    public LikelihoodSpec? Likelihood { get; init; }
+
+    public BatchingSpec Batching { get; init; } = new();
+
+    /// <summary>Sessions in the pool for each graph.</summary>
+    public int Instances { get; init; } = 1;
+
+    /// <summary>Free-form model card (training data, metrics, licence), passed through as JSON.</summary>
+    public JsonElement? Card { get; init; }
+
+    /// <summary>The folder the manifest was read from (absolute).</summary>
+    [JsonIgnore]
+    public string Directory { get; init; } = "";
+
+    /// <summary>Elements per sample: product of output.shape.</summary>
+    [JsonIgnore]
+    public int SampleElements => Output.Shape.Aggregate(1, (a, b) => a * b);
+}
+
+public sealed record OutputSpec
+{
+    /// <summary>image | text | tensor.</summary>
+    public required string Kind { get; init; }
+
+    /// <summary>Per-sample shape; CHW for images (C = 1 or 3).</summary>
+    public required int[] Shape { get; init; }
+
+    /// <summary>Image value range: [black, white].</summary>
+    public float[]? Range { get; init; }
+}
+
+public sealed record ConditioningSpec
+{
+    public required int NumClasses { get; init; }
+
+    public IReadOnlyList<string>? Labels { get; init; }
+
+    /// <summary>The "no class" label; enables classifier-free guidance.</summary>
+    public int? NullClass { get; init; }
+}
+
+public sealed record GraphSpec
+{
+    public required string File { get; init; }
+
+    /// <summary>Canonical name -> ONNX input name.</summary>
+    public IReadOnlyDictionary<string, string> Inputs { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Canonical name -> ONNX output name.</summary>
+    public IReadOnlyDictionary<string, string> Outputs { get; init; } = new Dictionary<string, string>();
+}
+
+public sealed record TokensSpec
+{
+    public required int VocabSize { get; init; }
+
+    public int? BosTokenId { get; init; }
+
+    public int? EosTokenId { get; init; }
+
+    public int? ClassStartTokenOffset { get; init; }
+
+    /// <summary>Longest sequence the decoder accepts, start token included.</summary>
+    public required int MaxLength { get; init; }
+
+    public IReadOnlyList<string>? Vocabulary { get; init; }
+
+    /// <summary>A Hugging Face tokenizer file (relative to the model folder) instead of a vocabulary.</summary>
+    public string? Tokenizer { get; init; }
+
+    /// <summary>Image AR: token k is pixel level k of image_levels, spread over output.range.</summary>
+    public int? ImageLevels { get; init; }
+}
+
+public sealed record LikelihoodSpec
+{
+    public double BinWidth { get; init; }
+}
+
+public sealed record BatchingSpec
+{
+    public int MaxBatchSize { get; init; } = 64;
+
+    public double MaxQueueDelayMs { get; init; } = 2;
+
+    public int MaxQueueSize { get; init; } = 1024;
+}

@@ -1,0 +1,74 @@
+using GenService.Inference.Tensors;
+
+namespace GenService.Inference.Runtime;
+
+/// <summary>One input or output of an ONNX graph, as the graph declares it.</summary>
+/// <param name="Name">The ONNX name.</param>
+/// <param name="Canonical">The contract's canonical name (model.json mapping), or null if unmapped.</param>
+/// <param name="ElementType">Element type declared by the graph.</param>
+/// <param name="Dims">Declared dims; -1 where dynamic (dim 0 is always the batch).</param>
+public sealed record TensorSpec(string Name, string? Canonical, TensorElementType ElementType, long[] Dims);
+
+/// <summary>The inputs and outputs of one graph.</summary>
+public sealed record GraphSignature(IReadOnlyList<TensorSpec> Inputs, IReadOnlyList<TensorSpec> Outputs)
+{
+    /// <summary>ONNX input name for a canonical name (e.g. "latent"), or null if the model does not map it.</summary>
+    public string? InputName(string canonical) => Inputs.FirstOrDefault(i => i.Canonical == canonical)?.Name;
+
+    /// <summary>ONNX output name for a canonical name (e.g. "sample"), or null if the model does not map it.</summary>
+    public string? OutputName(string canonical) => Outputs.FirstOrDefault(o => o.Canonical == canonical)?.Name;
+}
+
+/// <summary>A request to one graph: tensors keyed by ONNX input name, all with the same dim 0.</summary>
+public sealed class InferenceRequest
+{
+    public required IReadOnlyDictionary<string, Tensor> Inputs { get; init; }
+
+    /// <summary>ONNX output names wanted; null means all outputs.</summary>
+    public IReadOnlyList<string>? Outputs { get; init; }
+
+    /// <summary>Absolute deadline; null uses the server default.</summary>
+    public DateTimeOffset? Deadline { get; init; }
+}
+
+/// <summary>The rows of one request, split back out of whatever batches computed them.</summary>
+public sealed class InferenceResult
+{
+    public required IReadOnlyDictionary<string, Tensor> Outputs { get; init; }
+
+    /// <summary>Time from enqueue until the first batch holding this request's rows started.</summary>
+    public TimeSpan QueueTime { get; init; }
+
+    /// <summary>Model time of the batches that held this request's rows (summed over split chunks).</summary>
+    public TimeSpan ComputeTime { get; init; }
+
+    /// <summary>The largest batch (rows) any of this request's rows ran in.</summary>
+    public int BatchSize { get; init; }
+}
+
+/// <summary>
+/// A loaded graph behind its dynamic batcher and session pool. Thread-safe; the unit every family
+/// endpoint and the v2 infer route call. Inputs and outputs are keyed by ONNX names; use
+/// <see cref="GraphSignature.InputName"/> to translate canonical names.
+/// </summary>
+public interface IGraphRunner
+{
+    string ModelName { get; }
+
+    string Role { get; }
+
+    /// <summary>The KServe v2 name: "&lt;model&gt;.&lt;role&gt;".</summary>
+    string V2Name { get; }
+
+    GraphSignature Signature { get; }
+
+    int MaxBatchSize { get; }
+
+    /// <summary>
+    /// Queue the request's rows for batching; requests larger than the max batch are split.
+    /// Throws <see cref="QueueFullException"/> at once when the queue is full,
+    /// <see cref="DeadlineExceededException"/> past the deadline, <see cref="OperationCanceledException"/>
+    /// if <paramref name="cancellationToken"/> fires (its rows leave the queue and are never computed).
+    /// </summary>
+    ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken);
+}
