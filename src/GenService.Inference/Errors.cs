@@ -47,3 +47,10 @@ public sealed class RequestValidationException(string field, string detail)
     /// <summary>The request field at fault, e.g. "steps" or "inputs[2].data".</summary>
     public string Field { get; } = field;
 }
+
+/// <summary>The model has no graph for this route (e.g. a VAE exported without its encoder). 404.</summary>
+public sealed class GraphNotAvailableException(string model, string role, string route)
+    : GenServiceException($"Model '{model}' has no '{role}' graph, so it does not offer {route}. GET /v1/models/{model} lists its endpoints.")
+{
+    public string Name { get; } = model;
+}

@@ -1,0 +1,156 @@
+using GenService.Api.Families.Common;
+using GenService.Inference.Runtime;
+using GenService.Inference.Tensors;
+
+namespace GenService.Api.Families.Ar;
+
+/// <summary>
+/// The decoder graph of an AR model, in canonical terms. Two ways to run it:
+/// <code>
+///   recompute:  input_ids [n, L]            -> logits [n, L, V]        (every step feeds the whole sequence)
+///   KV cache:   prefill  input_ids [n, L], past [n,H,0,Dh]  -> logits, present [n,H,L,Dh]
+///               step     input_ids [n, 1], past = present    -> logits, present [n,H,L+1,Dh]
+/// </code>
+/// attention_mask (ones over past + new) and position_ids (past .. past+S-1) are fed when the graph maps them;
+/// no row is ever padded, because all rows of one request have the same length. A decoder with a cache can
+/// still be run by recomputation: it gets empty pasts and its presents are not fetched.
+/// </summary>
+internal sealed class ArDecoder
+{
+    private readonly CacheSlot[] _cache;
+
+    public ArDecoder(IGraphRunner runner, int vocabSize)
+    {
+        Runner = runner;
+        VocabSize = vocabSize;
+        InputIds = ModelIO.Input(runner, "input_ids");
+        Logits = ModelIO.Output(runner, "logits");
+        AttentionMask = runner.Signature.InputName("attention_mask");
+        PositionIds = runner.Signature.InputName("position_ids");
+        var slots = new List<CacheSlot>();
+        foreach (TensorSpec past in runner.Signature.Inputs.Where(s => s.Canonical?.StartsWith("past_key_values.", StringComparison.Ordinal) == true))
+        {
+            // past_key_values.{i}.key -> present.{i}.key
+            string presentCanonical = "present." + past.Canonical!["past_key_values.".Length..];
+            string? present = runner.Signature.OutputName(presentCanonical);
+            TensorSpec? presentSpec = runner.Signature.Outputs.FirstOrDefault(o => o.Name == present);
+            long heads = past.Dims[1] >= 0 ? past.Dims[1] : presentSpec?.Dims[1] ?? -1;
+            long headDim = past.Dims[3] >= 0 ? past.Dims[3] : presentSpec?.Dims[3] ?? -1;
+            if (heads < 0 || headDim < 0)
+            {
+                throw new InvalidOperationException($"Graph {runner.V2Name}: '{past.Name}' must declare its heads and head_dim (dims 1 and 3) so an empty cache can be built.");
+            }
+
+            slots.Add(new CacheSlot(past.Name, present, heads, headDim));
+        }
+
+        _cache = [.. slots];
+        HasCache = _cache.Length > 0 && _cache.All(s => s.Present is not null);
+    }
+
+    public IGraphRunner Runner { get; }
+
+    public int VocabSize { get; }
+
+    public string InputIds { get; }
+
+    public string Logits { get; }
+
+    public string? AttentionMask { get; }
+
+    public string? PositionIds { get; }
+
+    /// <summary>True when every past input has its present output: the KV-cache path is possible.</summary>
+    public bool HasCache { get; }
+
+    /// <summary>
+    /// One decoder call: <paramref name="ids"/> is [rows, newTokens] row-major; <paramref name="past"/> the cache of
+    /// the same rows (null: past length 0). Returns logits [rows, newTokens, V] and, when asked, the new cache.
+    /// </summary>
+    public async Task<(float[] Logits, KvCache? Present, InferenceResult Result)> RunAsync(
+        long[] ids, int rows, int newTokens, KvCache? past, bool wantPresent, CancellationToken ct)
+    {
+        int pastLength = past?.Length ?? 0;
+        var inputs = new Dictionary<string, Tensor>(StringComparer.Ordinal)
+        {
+            [InputIds] = Tensor.FromLongs(ids, rows, newTokens),
+        };
+        if (AttentionMask is not null)
+        {
+            var mask = new long[rows * (pastLength + newTokens)];
+            Array.Fill(mask, 1L);
+            inputs[AttentionMask] = Tensor.FromLongs(mask, rows, pastLength + newTokens);
+        }
+
+        if (PositionIds is not null)
+        {
+            var positions = new long[rows * newTokens];
+            for (int r = 0; r < rows; r++)
+            {
+                for (int j = 0; j < newTokens; j++)
+                {
+                    positions[(r * newTokens) + j] = pastLength + j;
+                }
+            }
+
+            inputs[PositionIds] = Tensor.FromLongs(positions, rows, newTokens);
+        }
+
+        for (int s = 0; s < _cache.Length; s++)
+        {
+            inputs[_cache[s].Past] = past?.Tensors[s] ?? Tensor.FromFloats([], rows, _cache[s].Heads, 0, _cache[s].HeadDim);
+        }
+
+        bool fetchPresent = wantPresent && HasCache;
+        var outputs = new List<string>(1 + _cache.Length) { Logits };
+        if (fetchPresent)
+        {
+            outputs.AddRange(_cache.Select(c => c.Present!));
+        }
+
+        InferenceResult result = await Runner.InferAsync(new InferenceRequest { Inputs = inputs, Outputs = outputs }, ct);
+        Tensor logits = result.Outputs[Logits];
+        if (logits.Shape.Length != 3 || logits.Shape[0] != rows || logits.Shape[1] != newTokens || logits.Shape[2] != VocabSize)
+        {
+            throw new InvalidOperationException($"Graph {Runner.V2Name} returned logits of shape [{string.Join(",", logits.Shape)}]; expected [{rows},{newTokens},{VocabSize}].");
+        }
+
+        KvCache? present = fetchPresent
+            ? new KvCache([.. _cache.Select(c => result.Outputs[c.Present!])], pastLength + newTokens)
+            : null;
+        return (logits.AsFloats(), present, result);
+    }
+
+    private sealed record CacheSlot(string Past, string? Present, long Heads, long HeadDim);
+}
+
+/// <summary>The presents of one call, ready to be the next call's pasts: one [rows, H, Length, Dh] tensor per name.</summary>
+internal sealed class KvCache(Tensor[] tensors, int length)
+{
+    public Tensor[] Tensors { get; } = tensors;
+
+    public int Length { get; } = length;
+
+    /// <summary>The cache of the rows kept (in that order): finished rows leave the batch.</summary>
+    public KvCache SelectRows(IReadOnlyList<int> keep)
+    {
+        var sliced = new Tensor[Tensors.Length];
+        for (int s = 0; s < Tensors.Length; s++)
+        {
+            Tensor t = Tensors[s];
+            float[] data = t.AsFloats();
+            int per = t.Rows == 0 ? 0 : data.Length / t.Rows;
+            var dst = new float[keep.Count * per];
+            for (int k = 0; k < keep.Count; k++)
+            {
+                Array.Copy(data, keep[k] * per, dst, k * per, per);
+            }
+
+            long[] shape = (long[])t.Shape.Clone();
+            shape[0] = keep.Count;
+            sliced[s] = Tensor.FromFloats(dst, shape);
+        }
+
+        return new KvCache(sliced, Length);
+    }
+}

@@ -1,0 +1,254 @@
+using System.Diagnostics;
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using GenService.Api.Families.Ar;
+using GenService.Api.Families.Common;
+using GenService.Inference;
+using GenService.Inference.Manifest;
+using GenService.Inference.Metrics;
+using GenService.Inference.Repository;
+using Microsoft.Extensions.Options;
+
+namespace GenService.Api.Families;
+
+/// <summary>/v1/ar/{model}: token by token, a start token and then whatever the decoder predicts next.</summary>
+public static partial class ArEndpoints
+{
+    public static IEndpointRouteBuilder MapArEndpoints(this IEndpointRouteBuilder app)
+    {
+        RouteGroupBuilder group = app.MapGroup("/v1/ar/{model}").WithTags("ar");
+        group.MapPost("/samples", SampleAsync).DescribeSampling(
+            "ArSamples",
+            "Sample token by token",
+            "Starts from the class start token (`class_label`) or bos, then `prompt` (text, through the model's vocabulary or " +
+            "tokenizer file) or `prompt_tokens`. `temperature` 0 is greedy; `top_k`, `top_p`, `repetition_penalty` as in Hugging Face " +
+            "transformers; `stop` (up to 4 strings, text models) and the eos token end a sample early. Decoders with a KV cache (Optimum " +
+            "names) run one token per call; others recompute the prefix. Each sample has `tokens`, `finish_reason` (length, eos_token, " +
+            "stop_sequence) and `text` (text models) or `png` (image models: tokens are pixel levels). `nfe` = decoder calls. " +
+            "`stream: true` (or Accept: text/event-stream): SSE `token` events {sample, index, token: {id, text, logprob}}, then `done` " +
+            "{sample, finish_reason, generated_tokens, seed, text} per sample.",
+            """{"count": 4, "seed": 42, "prompt": "ca", "temperature": 0.8, "top_k": 10, "max_new_tokens": 12}""")
+            .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
+        group.MapPost("/log-likelihood", LogLikelihoodAsync).DescribeResults<ArLikelihood>(
+            "ArLogLikelihood",
+            "Log-likelihood of given sequences",
+            "`sequences`: token id lists, or strings for text models. Per sequence `token_log_probs` (nats): log p of each token given " +
+            "the start token (class start with `class_label`, else bos) and the tokens before it; `log_prob` is their sum. No end token is added.",
+            """{"sequences": ["cat", "dog", [5, 3, 22]]}""");
+        return app;
+    }
+
+    internal static async Task<IResult> SampleAsync(string model, ArSampleRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    {
+        var total = Stopwatch.StartNew();
+        ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Ar, model);
+        ArJob job = ArJob.Create(request, loaded, options.Value.MaxCount);
+        var metrics = http.RequestServices.GetService<GenServiceMetrics>();
+        ILogger logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ArEndpoints));
+        bool stream = request.Stream == true || AcceptsEventStream(http);
+        if (stream)
+        {
+            if (ModelIO.WantsPngGrid(http))
+            {
+                throw new RequestValidationException("stream", "A streamed response is text/event-stream; drop 'Accept: image/png' or 'stream'.");
+            }
+
+            return TypedResults.ServerSentEvents(StreamAsync(job, metrics, logger, http.RequestAborted));
+        }
+
+        if (ModelIO.WantsPngGrid(http) && !job.IsImage)
+        {
+            throw new RequestValidationException("Accept", $"Model '{job.Manifest.Name}' produces {job.Manifest.Output.Kind} samples, which have no PNG form; accept application/json.");
+        }
+
+        ArCompleted done = await RunToEndAsync(job, metrics, logger, http.RequestAborted);
+        if (ModelIO.WantsPngGrid(http))
+        {
+            float[][] images = [.. done.Samples.Select(s => Pixels(job, s.Tokens))];
+            (int c, int h, int w) = ModelIO.Chw(job.Manifest);
+            (float black, float white) = ModelIO.Range(job.Manifest);
+            http.Response.Headers["X-Seed"] = job.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return TypedResults.File(ImageCodec.EncodeGrid(images, c, h, w, black, white), "image/png");
+        }
+
+        return TypedResults.Json(BuildResponse(job, done, total));
+    }
+
+    internal static async Task<IResult> LogLikelihoodAsync(string model, ArLogLikelihoodRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    {
+        var total = Stopwatch.StartNew();
+        ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Ar, model);
+        (List<ArLikelihood> results, InferenceTimings timings, int calls) = await ArLikelihoodScorer.ScoreAsync(request, loaded, options.Value.MaxCount, http.RequestAborted);
+        http.RequestServices.GetService<GenServiceMetrics>()?.RecordNetworkEvaluations(loaded.Manifest.Name, "ar", calls);
+        return TypedResults.Json(new ResultsResponse<ArLikelihood>
+        {
+            Model = loaded.Manifest.Name,
+            Family = "ar",
+            Results = results,
+            Timings = timings.ToTimings(total),
+        });
+    }
+
+    private static async Task<ArCompleted> RunToEndAsync(ArJob job, GenServiceMetrics? metrics, ILogger logger, CancellationToken ct)
+    {
+        await foreach (ArEvent e in RunWithMetricsAsync(job, metrics, logger, ct))
+        {
+            if (e is ArCompleted done)
+            {
+                return done;
+            }
+        }
+
+        throw new InvalidOperationException("The ar loop ended without a result.");
+    }
+
+    /// <summary>The loop, counting network evaluations (decoder calls x rows) and logging how it ended.</summary>
+    private static async IAsyncEnumerable<ArEvent> RunWithMetricsAsync(ArJob job, GenServiceMetrics? metrics, ILogger logger, [EnumeratorCancellation] CancellationToken ct)
+    {
+        long evaluations = 0;
+        int tokens = 0;
+        bool completed = false;
+        try
+        {
+            await foreach (ArEvent e in ArGenerator.RunAsync(job, ct))
+            {
+                if (e is ArTokenGenerated)
+                {
+                    evaluations++;
+                    tokens++;
+                }
+                else if (e is ArCompleted done)
+                {
+                    completed = true;
+                    LogGenerated(logger, job.Manifest.Name, job.Count, tokens, done.DecoderCalls, job.UseCache && job.Decoder.HasCache);
+                }
+
+                yield return e;
+            }
+        }
+        finally
+        {
+            metrics?.RecordNetworkEvaluations(job.Manifest.Name, "ar", evaluations);
+            if (!completed)
+            {
+                LogStopped(logger, job.Manifest.Name, tokens);
+            }
+        }
+    }
+
+    private static SampleResponse BuildResponse(ArJob job, ArCompleted done, Stopwatch total)
+    {
+        ModelManifest manifest = job.Manifest;
+        (int c, int h, int w) = ModelIO.Chw(manifest);
+        (float black, float white) = ModelIO.Range(manifest);
+        var samples = new List<Sample>(job.Count);
+        for (int i = 0; i < job.Count; i++)
+        {
+            ArSampleResult r = done.Samples[i];
+            float[]? pixels = job.IsImage ? Pixels(job, r.Tokens) : null;
+            samples.Add(new Sample
+            {
+                Tokens = r.Tokens,
+                Text = r.Text,
+                FinishReason = r.FinishReason,
+                ClassLabel = job.ReportedLabels[i],
+                Png = pixels is not null && job.Output.Png ? Convert.ToBase64String(ImageCodec.EncodePng(pixels, c, h, w, black, white)) : null,
+                Data = pixels is not null && job.Output.Tensor ? pixels : null,
+            });
+        }
+
+        return new SampleResponse
+        {
+            Model = manifest.Name,
+            Family = "ar",
+            Seed = job.Seed,
+            Shape = manifest.Output.Shape,
+            Samples = samples,
+            Nfe = done.DecoderCalls,
+            Timings = done.Timings.ToTimings(total),
+        };
+    }
+
+    /// <summary>
+    /// Image AR: the prompt pixels then the generated ones, row-major; token k is level k of image_levels spread over
+    /// output.range (k / (levels - 1) of the way from black to white). A sample cut short is padded with level 0.
+    /// </summary>
+    internal static float[] Pixels(ArJob job, IReadOnlyList<int> generated)
+    {
+        int levels = job.Manifest.Tokens!.ImageLevels ?? job.AllowedTokens;
+        (float black, float white) = ModelIO.Range(job.Manifest);
+        var pixels = new float[job.Manifest.SampleElements];
+        Array.Fill(pixels, black);
+        int p = 0;
+        foreach (int token in job.Prompt.Concat(generated))
+        {
+            if (p >= pixels.Length)
+            {
+                break;
+            }
+
+            pixels[p++] = black + ((white - black) * token / (levels - 1));
+        }
+
+        return pixels;
+    }
+
+    /// <summary>SSE: `token` per generated token, `done` per finished sample; a failure after the headers is an `error` event.</summary>
+    private static async IAsyncEnumerable<SseItem<string>> StreamAsync(ArJob job, GenServiceMetrics? metrics, ILogger logger, [EnumeratorCancellation] CancellationToken ct)
+    {
+        IAsyncEnumerator<ArEvent> events = RunWithMetricsAsync(job, metrics, logger, ct).GetAsyncEnumerator(ct);
+        try
+        {
+            while (true)
+            {
+                ArEvent? next;
+                string? error = null;
+                try
+                {
+                    next = await events.MoveNextAsync() ? events.Current : null;
+                }
+                catch (GenServiceException e)
+                {
+                    next = null;
+                    error = JsonSerializer.Serialize(new { title = e.GetType().Name.Replace("Exception", "", StringComparison.Ordinal), detail = e.Message }, JsonHelpers.Compact);
+                }
+
+                if (error is not null)
+                {
+                    yield return new SseItem<string>(error, "error");
+                    yield break;
+                }
+
+                switch (next)
+                {
+                    case null:
+                        yield break;
+                    case ArTokenGenerated t:
+                        var info = new ArTokenInfo(t.TokenId, job.Tokenizer?.TokenText(t.TokenId), Math.Round(t.LogProb, 6));
+                        yield return new SseItem<string>(JsonSerializer.Serialize(new ArTokenEvent(t.Sample, t.Index, info), JsonHelpers.Compact), "token");
+                        break;
+                    case ArSampleFinished f:
+                        var doneEvent = new ArDoneEvent(f.Sample, f.Result.FinishReason, f.Result.Tokens.Length, job.Seed, f.Result.Text);
+                        yield return new SseItem<string>(JsonSerializer.Serialize(doneEvent, JsonHelpers.Compact), "done");
+                        break;
+                    default:
+                        break; // ArCompleted: every sample already had its `done`.
+                }
+            }
+        }
+        finally
+        {
+            await events.DisposeAsync();
+        }
+    }
+
+    private static bool AcceptsEventStream(HttpContext http)
+        => http.Request.Headers.Accept.Any(a => a is not null && a.Contains("text/event-stream", StringComparison.OrdinalIgnoreCase));
+
+    [LoggerMessage(EventId = 4101, Level = LogLevel.Debug, Message = "ar {Model}: {Count} samples, {Tokens} tokens in {Calls} decoder calls (kv cache: {KvCache})")]
+    private static partial void LogGenerated(ILogger logger, string model, int count, int tokens, int calls, bool kvCache);
+
+    [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "ar {Model}: generation stopped early (client gone or failure) after {Tokens} tokens")]
+    private static partial void LogStopped(ILogger logger, string model, int tokens);
+}
