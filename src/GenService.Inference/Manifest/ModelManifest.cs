@@ -69,8 +69,8 @@ public sealed record OutputSpec
     /// <summary>image | text | tensor.</summary>
     public required string Kind { get; init; }
 
-    /// <summary>Per-sample shape; CHW for images (C = 1 or 3).</summary>
-    public required int[] Shape { get; init; }
+    /// <summary>Per-sample shape; CHW for images (C = 1 or 3). Text models may leave it out (their length is tokens.max_length).</summary>
+    public int[] Shape { get; init; } = [];
 
     /// <summary>Image value range: [black, white].</summary>
     public float[]? Range { get; init; }

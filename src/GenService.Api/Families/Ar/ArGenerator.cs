@@ -105,13 +105,14 @@ internal static class ArGenerator
                     logProbs[i].Add(logProb);
                     events.Add(new ArTokenGenerated(i, generated[i].Count - 1, token, logProb));
 
+                    // The text so far is decoded only where it is needed: stop strings, or a finished sample.
                     string? finish = null;
-                    string? text = job.Tokenizer?.Decode(generated[i]);
+                    string? text = job.Stops.Count > 0 ? job.Tokenizer?.Decode(generated[i]) : null;
                     if (token == job.EosTokenId)
                     {
                         finish = EosToken;
                     }
-                    else if (text is not null && job.Stops.Count > 0 && StopSequences.FindEarliest(text, job.Stops, out _) is var at and >= 0)
+                    else if (text is not null && StopSequences.FindEarliest(text, job.Stops, out _) is var at and >= 0)
                     {
                         finish = StopSequence;
                         text = text[..at];
@@ -119,6 +120,11 @@ internal static class ArGenerator
                     else if (generated[i].Count >= job.MaxNewTokens)
                     {
                         finish = Length;
+                    }
+
+                    if (finish is not null && finish != StopSequence)
+                    {
+                        text = job.Tokenizer?.Decode(generated[i]);
                     }
 
                     if (finish is null)

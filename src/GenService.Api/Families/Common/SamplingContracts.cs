@@ -34,6 +34,7 @@ public class SampleRequest
 }
 
 /// <summary>GAN sampling: adds truncation.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed class GanSampleRequest : SampleRequest
 {
     /// <summary>In (0, 1]: latents drawn from a normal truncated at +/-2, scaled by it.</summary>
@@ -42,6 +43,7 @@ public sealed class GanSampleRequest : SampleRequest
 }
 
 /// <summary>VAE and flow sampling: adds temperature.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed class LatentSampleRequest : SampleRequest
 {
     /// <summary>&gt;= 0; scales the latent. Default 1 (vae) or 0.8 (flow).</summary>

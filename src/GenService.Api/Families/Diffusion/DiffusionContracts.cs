@@ -5,6 +5,7 @@ using GenService.Api.Families.Common;
 namespace GenService.Api.Families.Diffusion;
 
 /// <summary>Body of POST /v1/diffusion/{model}/samples.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 public sealed class DiffusionSampleRequest : SampleRequest
 {
     [Description("Inference steps, 1..num_train_timesteps (default 50).")]
