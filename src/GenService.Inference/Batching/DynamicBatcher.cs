@@ -1,0 +1,856 @@
+using System.Diagnostics;
+using GenService.Inference.Hosting;
+using GenService.Inference.Metrics;
+using GenService.Inference.Runtime;
+using GenService.Inference.Tensors;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace GenService.Inference.Batching;
+
+/// <summary>
+/// The dynamic batcher of one graph: concurrent requests are queued, concatenated along dimension 0
+/// and run together; each request gets back exactly its own rows.
+/// <code>
+///  InferAsync ──validate──► split into chunks of ≤ max_batch_size rows
+///      │                      │  (rows counted against max_queue_size; full ⇒ QueueFullException at once)
+///      │                      ▼
+///      │             ┌─────────── queue (FIFO, LinkedList) ────────────┐
+///      │  cancel /   │ [A:0-3] [B:0-1] [C:0-63] [C:64-99] [D:0-1] ...  │ ◄── chunks leave the queue when the
+///      │  deadline ─►│                                                 │     caller cancels or the deadline
+///      │  timers     └──────────────────────┬──────────────────────────┘     passes: never computed
+///      │                                    │ scheduling loop (one async loop, no thread):
+///      │                                    │  1. wait for a free slot (≤ instances batches at once)
+///      │                                    │  2. wait until the head's compatible rows fill a batch, or
+///      │                                    │     max_queue_delay after the head was queued (TimeProvider)
+///      │                                    │  3. take FIFO chunks whose non-batch shapes equal the head's
+///      │                                    ▼
+///      │                      concat ─► IBatchExecutor (ONNX session pool) ─► split rows back
+///      ▼                                                                         │
+///  Task&lt;InferenceResult&gt; ◄──── all chunks of the request delivered, in order ◄────┘
+/// </code>
+/// Why hand-written rather than a Channel: requests must leave the middle of the queue when cancelled,
+/// batches must only mix equal non-batch shapes (AR sequences of different lengths), and the fill
+/// decision needs to look ahead at the queued rows; a linked list under one lock does all three in O(1)
+/// per request. Completion sources run continuations asynchronously so no caller code runs under the lock.
+/// </summary>
+internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
+{
+    private readonly IBatchExecutor _executor;
+    private readonly BatcherSettings _settings;
+    private readonly TimeProvider _time;
+    private readonly GenServiceMetrics? _metrics;
+    private readonly ILogger _logger;
+    private readonly IReadOnlyList<string> _allOutputs;
+    private readonly HashSet<string> _outputSet;
+    private readonly IDisposable? _depthRegistration;
+
+    private readonly Lock _lock = new();
+    private readonly LinkedList<Chunk> _queue = new();
+    private readonly SemaphoreSlim _slots;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _loop;
+
+    private int _queuedRows;
+    private TaskCompletionSource? _signal;
+
+    // Work not yet finished: accepted requests plus running batches. Sessions are disposed only at zero.
+    private int _busy;
+    private long _activity;
+    private TaskCompletionSource? _idle;
+    private bool _closed;
+    private string _closedReason = "it was unloaded";
+    private double _ewmaBatchSeconds = 0.01;
+
+    public DynamicBatcher(string modelName, string role, GraphSignature signature, IBatchExecutor executor,
+        BatcherSettings settings, TimeProvider time, GenServiceMetrics? metrics, ILogger? logger = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(settings.MaxBatchSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(settings.MaxQueueSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(settings.Concurrency, 1);
+        ModelName = modelName;
+        Role = role;
+        V2Name = $"{modelName}.{role}";
+        Signature = signature;
+        _executor = executor;
+        _settings = settings;
+        _time = time;
+        _metrics = metrics;
+        _logger = logger ?? NullLogger.Instance;
+        _allOutputs = [.. signature.Outputs.Select(o => o.Name)];
+        _outputSet = [.. _allOutputs];
+        _slots = new SemaphoreSlim(settings.Concurrency, settings.Concurrency);
+        _depthRegistration = metrics?.RegisterQueue(modelName, role, () => Volatile.Read(ref _queuedRows));
+        _loop = Task.Run(RunLoopAsync);
+    }
+
+    public string ModelName { get; }
+
+    public string Role { get; }
+
+    public string V2Name { get; }
+
+    public GraphSignature Signature { get; }
+
+    public int MaxBatchSize => _settings.MaxBatchSize;
+
+    /// <summary>Rows waiting in the queue now.</summary>
+    public int QueuedRows => Volatile.Read(ref _queuedRows);
+
+    public ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        Tensor[] ordered = ValidateInputs(request, out int rows);
+        IReadOnlyList<string> wanted = ValidateOutputs(request);
+        if (rows > _settings.MaxQueueSize)
+        {
+            throw new RequestValidationException("inputs", $"The request has {rows} rows but the queue of '{V2Name}' holds at most {_settings.MaxQueueSize}; send fewer rows per request.");
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        DateTimeOffset now = _time.GetUtcNow();
+        DateTimeOffset deadline = request.Deadline ?? now + _settings.DefaultDeadline;
+        TimeSpan untilDeadline = deadline - now;
+        if (untilDeadline <= TimeSpan.Zero)
+        {
+            _metrics?.RecordRejected(ModelName, Role, "deadline");
+            throw new DeadlineExceededException(V2Name, request.Deadline is null ? _settings.DefaultDeadline : TimeSpan.Zero);
+        }
+
+        var pending = new Pending(this, request, ordered, rows, wanted, _time.GetTimestamp(), untilDeadline);
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                throw new ModelNotReadyException(ModelName, $"this version of the model was closed because {_closedReason}; fetch the model again.");
+            }
+
+            if (_queuedRows + rows > _settings.MaxQueueSize)
+            {
+                _metrics?.RecordRejected(ModelName, Role, "queue_full");
+                throw new QueueFullException(V2Name, _settings.MaxQueueSize, RetryAfterLocked());
+            }
+
+            foreach (Chunk chunk in pending.Chunks)
+            {
+                _queue.AddLast(chunk.Node);
+            }
+
+            _queuedRows += rows;
+            _busy++;
+            _activity++;
+            _signal?.TrySetResult();
+            _signal = null;
+        }
+
+        // Registered after queueing: if they fire at once they find the chunks and remove them.
+        pending.DeadlineTimer = _time.CreateTimer(static s => ((Pending)s!).OnDeadline(), pending, untilDeadline, Timeout.InfiniteTimeSpan);
+        if (cancellationToken.CanBeCanceled)
+        {
+            pending.Registration = cancellationToken.UnsafeRegister(static (s, ct) => ((Pending)s!).OnCancelled(ct), pending);
+        }
+
+        if (pending.IsDone)
+        {
+            pending.ReleaseHooks();
+        }
+
+        return new ValueTask<InferenceResult>(pending.Completion.Task);
+    }
+
+    /// <summary>
+    /// Waits until nothing is queued or running and the batcher has stayed idle for <paramref name="grace"/>,
+    /// then closes it (new requests get <see cref="ModelNotReadyException"/>) and disposes the executor.
+    /// </summary>
+    public async Task DrainAndCloseAsync(TimeSpan grace, string reason, CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            Task idle;
+            long seen;
+            lock (_lock)
+            {
+                if (_busy == 0)
+                {
+                    idle = Task.CompletedTask;
+                }
+                else
+                {
+                    _idle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    idle = _idle.Task;
+                }
+
+                seen = _activity;
+            }
+
+            await idle.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (grace > TimeSpan.Zero)
+            {
+                await Task.Delay(grace, _time, cancellationToken).ConfigureAwait(false);
+            }
+
+            lock (_lock)
+            {
+                if (_busy == 0 && _activity == seen)
+                {
+                    _closed = true;
+                    _closedReason = reason;
+                    break;
+                }
+            }
+        }
+
+        await StopAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Closes at once: queued requests fail with <see cref="ModelNotReadyException"/>; running batches finish first.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        List<Pending> orphans = [];
+        lock (_lock)
+        {
+            if (!_closed)
+            {
+                _closed = true;
+                _closedReason = "it was disposed";
+            }
+
+            foreach (Chunk c in _queue)
+            {
+                if (!orphans.Contains(c.Owner))
+                {
+                    orphans.Add(c.Owner);
+                }
+            }
+        }
+
+        foreach (Pending p in orphans)
+        {
+            p.Fail(new ModelNotReadyException(ModelName, "the model was unloaded while the request waited."), removeQueued: true);
+        }
+
+        await StopAsync().ConfigureAwait(false);
+    }
+
+    private async Task StopAsync()
+    {
+        if (_stopping.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The loop ends by cancellation.
+        }
+
+        // Running batches hold slots; taking every slot waits for them to finish.
+        for (int i = 0; i < _settings.Concurrency; i++)
+        {
+            await _slots.WaitAsync().ConfigureAwait(false);
+        }
+
+        _depthRegistration?.Dispose();
+        _executor.Dispose();
+    }
+
+    private Tensor[] ValidateInputs(InferenceRequest request, out int rows)
+    {
+        IReadOnlyList<TensorSpec> specs = Signature.Inputs;
+        var ordered = new Tensor[specs.Count];
+        rows = -1;
+        for (int i = 0; i < specs.Count; i++)
+        {
+            TensorSpec spec = specs[i];
+            if (!request.Inputs.TryGetValue(spec.Name, out Tensor? t))
+            {
+                throw new RequestValidationException($"inputs.{spec.Name}", $"Graph '{V2Name}' needs the input '{spec.Name}'; it takes {string.Join(", ", specs.Select(s => s.Name))}.");
+            }
+
+            if (t.ElementType != spec.ElementType)
+            {
+                throw new RequestValidationException($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' is {Tensor.V2Name(spec.ElementType)}, not {Tensor.V2Name(t.ElementType)}.");
+            }
+
+            if (t.Shape.Length != spec.Dims.Length || t.Shape.Length == 0)
+            {
+                throw new RequestValidationException($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' has rank {spec.Dims.Length} (shape [{FormatDims(spec.Dims)}]), not {t.Shape.Length}.");
+            }
+
+            for (int d = 1; d < spec.Dims.Length; d++)
+            {
+                if (spec.Dims[d] >= 0 && spec.Dims[d] != t.Shape[d])
+                {
+                    throw new RequestValidationException($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' has shape [{FormatDims(spec.Dims)}], got [{string.Join(",", t.Shape)}].");
+                }
+            }
+
+            int r = t.Rows;
+            if (rows == -1)
+            {
+                rows = r;
+            }
+            else if (rows != r)
+            {
+                throw new RequestValidationException($"inputs.{spec.Name}", $"All inputs of one request share dimension 0: '{spec.Name}' has {r} rows, others {rows}.");
+            }
+
+            ordered[i] = t;
+        }
+
+        if (request.Inputs.Count != specs.Count)
+        {
+            string unknown = request.Inputs.Keys.First(k => specs.All(s => s.Name != k));
+            throw new RequestValidationException($"inputs.{unknown}", $"Graph '{V2Name}' has no input '{unknown}'; it takes {string.Join(", ", specs.Select(s => s.Name))}.");
+        }
+
+        if (rows < 1)
+        {
+            throw new RequestValidationException("inputs", $"A request to '{V2Name}' needs at least one row along dimension 0.");
+        }
+
+        return ordered;
+    }
+
+    private IReadOnlyList<string> ValidateOutputs(InferenceRequest request)
+    {
+        if (request.Outputs is null)
+        {
+            return _allOutputs;
+        }
+
+        foreach (string name in request.Outputs)
+        {
+            if (!_outputSet.Contains(name))
+            {
+                throw new RequestValidationException("outputs", $"Graph '{V2Name}' has no output '{name}'; it has {string.Join(", ", _allOutputs)}.");
+            }
+        }
+
+        return request.Outputs;
+    }
+
+    private static string FormatDims(long[] dims) => string.Join(",", dims.Select(d => d < 0 ? "?" : d.ToString()));
+
+    private TimeSpan RetryAfterLocked()
+    {
+        // Batches ahead of a new request, spread over the sessions, at the recent batch time.
+        double batches = Math.Ceiling((double)_queuedRows / _settings.MaxBatchSize);
+        double seconds = batches * _ewmaBatchSeconds / _settings.Concurrency;
+        return TimeSpan.FromSeconds(Math.Clamp(seconds, 1, 60));
+    }
+
+    private async Task RunLoopAsync()
+    {
+        CancellationToken stopping = _stopping.Token;
+        while (!stopping.IsCancellationRequested)
+        {
+            await _slots.WaitAsync(stopping).ConfigureAwait(false);
+            List<Chunk>? batch = null;
+            int rows = 0;
+            try
+            {
+                (batch, rows) = await NextBatchAsync(stopping).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                _slots.Release();
+                throw;
+            }
+
+            List<Chunk> taken = batch;
+            int takenRows = rows;
+            _ = Task.Run(() => RunBatchAsync(taken, takenRows), CancellationToken.None);
+        }
+    }
+
+    /// <summary>Waits (holding a free slot) until a batch is due, and takes it out of the queue.</summary>
+    private async Task<(List<Chunk> Batch, int Rows)> NextBatchAsync(CancellationToken stopping)
+    {
+        List<Chunk>? batch = null;
+        int rows = 0;
+        while (batch is null)
+        {
+            Task signal;
+            TimeSpan? dueIn;
+            long evaluatedAt = _time.GetTimestamp();
+            lock (_lock)
+            {
+                if (TryTakeBatchLocked(out batch, out rows, out dueIn))
+                {
+                    _busy++;
+                    break;
+                }
+
+                _signal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                signal = _signal.Task;
+            }
+
+            if (dueIn is null)
+            {
+                await signal.WaitAsync(stopping).ConfigureAwait(false);
+            }
+            else
+            {
+                // Whichever comes first: more rows (maybe a full batch) or the head's delay running out.
+                using var delayCts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+                Task delay = Task.Delay(dueIn.Value, _time, delayCts.Token);
+
+                // If the clock passed the due time while the timer was armed (a test clock jumping), the
+                // timer would wait a whole delay more: re-evaluate instead.
+                if (_time.GetElapsedTime(evaluatedAt) < dueIn.Value)
+                {
+                    await Task.WhenAny(signal, delay).ConfigureAwait(false);
+                }
+
+                await delayCts.CancelAsync().ConfigureAwait(false);
+                stopping.ThrowIfCancellationRequested();
+            }
+        }
+
+        return (batch, rows);
+    }
+
+    private bool TryTakeBatchLocked(out List<Chunk> batch, out int rows, out TimeSpan? dueIn)
+    {
+        batch = null!;
+        rows = 0;
+        dueIn = null;
+        LinkedListNode<Chunk>? first = _queue.First;
+        if (first is null)
+        {
+            return false;
+        }
+
+        Chunk head = first.Value;
+        int max = _settings.MaxBatchSize;
+        TimeSpan waited = _time.GetElapsedTime(head.Owner.EnqueuedAt);
+        if (waited < _settings.MaxQueueDelay)
+        {
+            int compatibleRows = 0;
+            for (LinkedListNode<Chunk>? n = first; n is not null && compatibleRows < max; n = n.Next)
+            {
+                if (Compatible(head.Owner, n.Value.Owner))
+                {
+                    compatibleRows += n.Value.Rows;
+                }
+            }
+
+            if (compatibleRows < max)
+            {
+                dueIn = _settings.MaxQueueDelay - waited;
+                return false;
+            }
+        }
+
+        batch = [];
+        for (LinkedListNode<Chunk>? n = first; n is not null;)
+        {
+            LinkedListNode<Chunk>? next = n.Next;
+            Chunk c = n.Value;
+            if (Compatible(head.Owner, c.Owner))
+            {
+                if (rows + c.Rows > max)
+                {
+                    break;
+                }
+
+                _queue.Remove(n);
+                _queuedRows -= c.Rows;
+                rows += c.Rows;
+                batch.Add(c);
+            }
+
+            n = next;
+        }
+
+        return true;
+    }
+
+    /// <summary>Same non-batch shape for every input (dtypes are fixed by the signature).</summary>
+    private static bool Compatible(Pending a, Pending b)
+    {
+        if (ReferenceEquals(a, b))
+        {
+            return true;
+        }
+
+        for (int i = 0; i < a.Inputs.Length; i++)
+        {
+            if (!a.Inputs[i].Shape.AsSpan(1).SequenceEqual(b.Inputs[i].Shape.AsSpan(1)))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private async Task RunBatchAsync(List<Chunk> batch, int rows)
+    {
+        try
+        {
+            long start = _time.GetTimestamp();
+            foreach (Chunk c in batch)
+            {
+                if (c.Owner.MarkStarted(start, out TimeSpan queued))
+                {
+                    _metrics?.RecordQueueWait(ModelName, Role, queued);
+                }
+            }
+
+            IReadOnlyDictionary<string, Tensor> inputs = Assemble(batch, rows);
+            IReadOnlyList<string> outputs = UnionOutputs(batch);
+            IReadOnlyDictionary<string, Tensor> result;
+            try
+            {
+                result = await _executor.ExecuteAsync(inputs, outputs, CancellationToken.None).ConfigureAwait(false);
+                foreach (string name in outputs)
+                {
+                    if (!result.TryGetValue(name, out Tensor? t) || t.Shape.Length == 0 || t.Shape[0] != rows)
+                    {
+                        throw new InvalidOperationException($"Graph '{V2Name}' returned output '{name}' without {rows} rows along dimension 0.");
+                    }
+                }
+            }
+            catch (Exception ex)
+            {
+                Log.BatchFailed(_logger, V2Name, rows, ex);
+                foreach (Chunk c in batch)
+                {
+                    c.Owner.Fail(ex, removeQueued: true);
+                }
+
+                return;
+            }
+
+            TimeSpan compute = _time.GetElapsedTime(start);
+            _metrics?.RecordCompute(ModelName, Role, compute);
+            _metrics?.RecordBatchSize(ModelName, Role, rows);
+            lock (_lock)
+            {
+                _ewmaBatchSeconds = (0.8 * _ewmaBatchSeconds) + (0.2 * compute.TotalSeconds);
+            }
+
+            int offset = 0;
+            bool whole = batch.Count == 1 && batch[0].Rows == batch[0].Owner.Rows;
+            foreach (Chunk c in batch)
+            {
+                c.Owner.Deliver(c, result, offset, rows, compute, whole);
+                offset += c.Rows;
+            }
+        }
+        finally
+        {
+            _slots.Release();
+            ReleaseBusy();
+        }
+    }
+
+    private IReadOnlyDictionary<string, Tensor> Assemble(List<Chunk> batch, int rows)
+    {
+        if (batch.Count == 1 && batch[0].Rows == batch[0].Owner.Rows)
+        {
+            // One whole request: its tensors go to the graph as they are, no copy.
+            return batch[0].Owner.Request.Inputs;
+        }
+
+        IReadOnlyList<TensorSpec> specs = Signature.Inputs;
+        var inputs = new Dictionary<string, Tensor>(specs.Count, StringComparer.Ordinal);
+        for (int i = 0; i < specs.Count; i++)
+        {
+            Tensor first = batch[0].Owner.Inputs[i];
+            long[] shape = (long[])first.Shape.Clone();
+            shape[0] = rows;
+            int rowBytes = RowBytes(first);
+            Array data = Array.CreateInstance(Tensor.ClrType(first.ElementType), Tensor.ElementCount(shape));
+            int at = 0;
+            foreach (Chunk c in batch)
+            {
+                Buffer.BlockCopy(c.Owner.Inputs[i].Data, c.Offset * rowBytes, data, at, c.Rows * rowBytes);
+                at += c.Rows * rowBytes;
+            }
+
+            inputs[specs[i].Name] = new Tensor(first.ElementType, shape, data);
+        }
+
+        return inputs;
+    }
+
+    private IReadOnlyList<string> UnionOutputs(List<Chunk> batch)
+    {
+        IReadOnlyList<string> first = batch[0].Owner.Wanted;
+        foreach (Chunk c in batch)
+        {
+            if (!ReferenceEquals(c.Owner.Wanted, first) && !c.Owner.Wanted.SequenceEqual(first))
+            {
+                var union = new HashSet<string>(StringComparer.Ordinal);
+                foreach (Chunk d in batch)
+                {
+                    union.UnionWith(d.Owner.Wanted);
+                }
+
+                return [.. _allOutputs.Where(union.Contains)];
+            }
+        }
+
+        return first;
+    }
+
+    internal static int RowBytes(Tensor t)
+    {
+        long perRow = t.Shape.Length == 0 ? 1 : Tensor.ElementCount(t.Shape.AsSpan(1));
+        return checked((int)(perRow * ElementSize(t.ElementType)));
+    }
+
+    internal static int ElementSize(TensorElementType type) => type switch
+    {
+        TensorElementType.Float32 or TensorElementType.Int32 => 4,
+        TensorElementType.Float64 or TensorElementType.Int64 => 8,
+        TensorElementType.Bool => 1,
+        _ => throw new ArgumentOutOfRangeException(nameof(type)),
+    };
+
+    private void ReleaseBusy()
+    {
+        TaskCompletionSource? idle = null;
+        lock (_lock)
+        {
+            _busy--;
+            Debug.Assert(_busy >= 0, "busy count went negative");
+            if (_busy == 0 && _idle is not null)
+            {
+                idle = _idle;
+                _idle = null;
+            }
+        }
+
+        idle?.TrySetResult();
+    }
+
+    /// <summary>One slice of a request's rows; the unit of the queue.</summary>
+    private sealed class Chunk
+    {
+        public Chunk(Pending owner, int offset, int rows)
+        {
+            Owner = owner;
+            Offset = offset;
+            Rows = rows;
+            Node = new LinkedListNode<Chunk>(this);
+        }
+
+        public Pending Owner { get; }
+
+        public int Offset { get; }
+
+        public int Rows { get; }
+
+        public LinkedListNode<Chunk> Node { get; }
+    }
+
+    /// <summary>One caller's request from enqueue to completion.</summary>
+    private sealed class Pending
+    {
+        private readonly DynamicBatcher _owner;
+        private readonly Lock _gate = new();
+        private readonly TimeSpan _deadline;
+        private int _done;
+        private int _remaining;
+        private bool _started;
+        private TimeSpan _queueTime;
+        private TimeSpan _compute;
+        private int _maxBatch;
+        private Dictionary<string, Tensor>? _outputs;
+
+        public Pending(DynamicBatcher owner, InferenceRequest request, Tensor[] inputs, int rows, IReadOnlyList<string> wanted, long enqueuedAt, TimeSpan deadline)
+        {
+            _owner = owner;
+            Request = request;
+            Inputs = inputs;
+            Rows = rows;
+            Wanted = wanted;
+            EnqueuedAt = enqueuedAt;
+            _deadline = deadline;
+            int max = owner._settings.MaxBatchSize;
+            int count = (rows + max - 1) / max;
+            Chunks = new Chunk[count];
+            for (int i = 0; i < count; i++)
+            {
+                Chunks[i] = new Chunk(this, i * max, Math.Min(max, rows - (i * max)));
+            }
+
+            _remaining = count;
+        }
+
+        public InferenceRequest Request { get; }
+
+        public Tensor[] Inputs { get; }
+
+        public int Rows { get; }
+
+        public IReadOnlyList<string> Wanted { get; }
+
+        public long EnqueuedAt { get; }
+
+        public Chunk[] Chunks { get; }
+
+        public TaskCompletionSource<InferenceResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public ITimer? DeadlineTimer { get; set; }
+
+        public CancellationTokenRegistration Registration { get; set; }
+
+        public bool IsDone => Volatile.Read(ref _done) != 0;
+
+        /// <summary>First batch start: records the queue time once.</summary>
+        public bool MarkStarted(long startTimestamp, out TimeSpan queued)
+        {
+            lock (_gate)
+            {
+                queued = default;
+                if (_started)
+                {
+                    return false;
+                }
+
+                _started = true;
+                _queueTime = _owner._time.GetElapsedTime(EnqueuedAt, startTimestamp);
+                queued = _queueTime;
+                return true;
+            }
+        }
+
+        public void Deliver(Chunk chunk, IReadOnlyDictionary<string, Tensor> batchOutputs, int batchOffset, int batchRows, TimeSpan compute, bool whole)
+        {
+            InferenceResult? result = null;
+            lock (_gate)
+            {
+                if (IsDone)
+                {
+                    return;
+                }
+
+                _compute += compute;
+                _maxBatch = Math.Max(_maxBatch, batchRows);
+                if (whole)
+                {
+                    _outputs = new Dictionary<string, Tensor>(Wanted.Count, StringComparer.Ordinal);
+                    foreach (string name in Wanted)
+                    {
+                        _outputs[name] = batchOutputs[name];
+                    }
+                }
+                else
+                {
+                    _outputs ??= new Dictionary<string, Tensor>(Wanted.Count, StringComparer.Ordinal);
+                    foreach (string name in Wanted)
+                    {
+                        Tensor src = batchOutputs[name];
+                        if (!_outputs.TryGetValue(name, out Tensor? dst))
+                        {
+                            long[] shape = (long[])src.Shape.Clone();
+                            shape[0] = Rows;
+                            dst = new Tensor(src.ElementType, shape, Array.CreateInstance(Tensor.ClrType(src.ElementType), Tensor.ElementCount(shape)));
+                            _outputs[name] = dst;
+                        }
+
+                        int rowBytes = RowBytes(src);
+                        Buffer.BlockCopy(src.Data, batchOffset * rowBytes, dst.Data, chunk.Offset * rowBytes, chunk.Rows * rowBytes);
+                    }
+                }
+
+                if (--_remaining == 0)
+                {
+                    result = new InferenceResult { Outputs = _outputs, QueueTime = _queueTime, ComputeTime = _compute, BatchSize = _maxBatch };
+                }
+            }
+
+            if (result is not null && TryFinish())
+            {
+                Completion.TrySetResult(result);
+            }
+        }
+
+        public void OnDeadline()
+        {
+            if (IsDone || !RemoveQueued(requireQueued: true))
+            {
+                // Every chunk already runs: the deadline only bounds the time spent waiting.
+                return;
+            }
+
+            if (TryFinish())
+            {
+                _owner._metrics?.RecordRejected(_owner.ModelName, _owner.Role, "deadline");
+                Completion.TrySetException(new DeadlineExceededException(_owner.V2Name, _deadline));
+            }
+        }
+
+        public void OnCancelled(CancellationToken token)
+        {
+            RemoveQueued(requireQueued: false);
+            if (TryFinish())
+            {
+                _owner._metrics?.RecordCancelled(_owner.ModelName, _owner.Role);
+                Completion.TrySetCanceled(token);
+            }
+        }
+
+        public void Fail(Exception ex, bool removeQueued)
+        {
+            if (removeQueued)
+            {
+                RemoveQueued(requireQueued: false);
+            }
+
+            if (TryFinish())
+            {
+                Completion.TrySetException(ex);
+            }
+        }
+
+        public void ReleaseHooks()
+        {
+            DeadlineTimer?.Dispose();
+            Registration.Unregister();
+        }
+
+        /// <summary>Takes this request's chunks out of the queue. Returns whether any was still there.</summary>
+        private bool RemoveQueued(bool requireQueued)
+        {
+            lock (_owner._lock)
+            {
+                bool any = false;
+                foreach (Chunk c in Chunks)
+                {
+                    if (c.Node.List is not null)
+                    {
+                        _owner._queue.Remove(c.Node);
+                        _owner._queuedRows -= c.Rows;
+                        any = true;
+                    }
+                }
+
+                return any || !requireQueued;
+            }
+        }
+
+        /// <summary>Exactly one of deliver / cancel / deadline / failure completes the request.</summary>
+        private bool TryFinish()
+        {
+            if (Interlocked.Exchange(ref _done, 1) != 0)
+            {
+                return false;
+            }
+
+            ReleaseHooks();
+            _owner.ReleaseBusy();
+            return true;
+        }
+    }
+}

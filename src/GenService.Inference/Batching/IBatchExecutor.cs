@@ -1,0 +1,17 @@
+using GenService.Inference.Tensors;
+
+namespace GenService.Inference.Batching;
+
+/// <summary>
+/// Runs one already-assembled batch. The ONNX Runtime session pool implements it; tests use a fake.
+/// The batcher never calls it more than its concurrency at once.
+/// </summary>
+internal interface IBatchExecutor : IDisposable
+{
+    /// <summary>Runs the graph on <paramref name="inputs"/> (ONNX names, shared dim 0) and returns the wanted outputs.</summary>
+    ValueTask<IReadOnlyDictionary<string, Tensor>> ExecuteAsync(
+        IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames, CancellationToken cancellationToken);
+}
+
+/// <summary>Per-graph batching settings (from model.json "batching" and "instances", plus the server default deadline).</summary>
+internal sealed record BatcherSettings(int MaxBatchSize, TimeSpan MaxQueueDelay, int MaxQueueSize, int Concurrency, TimeSpan DefaultDeadline);

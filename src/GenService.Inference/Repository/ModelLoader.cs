@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using GenService.Inference.Batching;
+using GenService.Inference.Hosting;
+using GenService.Inference.Manifest;
+using GenService.Inference.Metrics;
+using GenService.Inference.Options;
+using GenService.Inference.Runtime;
+using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
+
+namespace GenService.Inference.Repository;
+
+/// <summary>
+/// Turns a validated manifest into a <see cref="LoadedModel"/>: sessions per graph, graph validation,
+/// warm-up, one batcher per graph. Any failure disposes what was built and throws a
+/// <see cref="ManifestException"/> naming the file and the problem.
+/// </summary>
+internal sealed class ModelLoader(InferenceOptions options, GenServiceMetrics? metrics, TimeProvider time, ILoggerFactory loggerFactory)
+{
+    private readonly ILogger _logger = loggerFactory.CreateLogger("GenService.Inference.ModelLoader");
+
+    public LoadedModel Load(ModelManifest manifest, CancellationToken cancellationToken)
+    {
+        var batchers = new Dictionary<string, DynamicBatcher>(StringComparer.Ordinal);
+        try
+        {
+            // Missing files first: a clear message without opening anything.
+            foreach ((string role, GraphSpec spec) in manifest.Graphs)
+            {
+                if (!File.Exists(Path.Combine(manifest.Directory, spec.File)))
+                {
+                    throw new ManifestException($"{ManifestLoader.DisplayPath(manifest.Directory, spec.File)}: file not found (graphs.{role}.file).");
+                }
+            }
+
+            foreach ((string role, GraphSpec spec) in manifest.Graphs)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                batchers[role] = LoadGraph(manifest, role, spec);
+            }
+
+            return new LoadedModel(manifest, batchers, time);
+        }
+        catch
+        {
+            foreach (DynamicBatcher b in batchers.Values)
+            {
+                b.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
+
+            throw;
+        }
+    }
+
+    private DynamicBatcher LoadGraph(ModelManifest manifest, string role, GraphSpec spec)
+    {
+        long start = Stopwatch.GetTimestamp();
+        string path = Path.Combine(manifest.Directory, spec.File);
+        string display = ManifestLoader.DisplayPath(manifest.Directory, spec.File);
+        string graph = $"{manifest.Name}.{role}";
+        var sessions = new List<InferenceSession>(manifest.Instances);
+        var sessionOptions = new List<SessionOptions>(manifest.Instances);
+        OrtSessionPool? pool = null;
+        string provider = "cpu";
+        try
+        {
+            for (int i = 0; i < manifest.Instances; i++)
+            {
+                SessionOptions so = SessionOptionsFactory.Create(options, graph, _logger, out provider);
+                sessionOptions.Add(so);
+                try
+                {
+                    sessions.Add(new InferenceSession(path, so));
+                }
+                catch (OnnxRuntimeException ex)
+                {
+                    throw new ManifestException($"{display}: ONNX Runtime cannot load the graph (graphs.{role}.file): {ex.Message}", ex);
+                }
+            }
+
+            pool = new OrtSessionPool([.. sessions], [.. sessionOptions], provider);
+            GraphSignature signature = GraphValidator.Validate(manifest, role, pool.InputMetadata, pool.OutputMetadata);
+            if (options.WarmUp)
+            {
+                try
+                {
+                    pool.Run(GraphValidator.WarmUpInputs(manifest, signature), [.. signature.Outputs.Select(o => o.Name)]);
+                }
+                catch (OnnxRuntimeException ex)
+                {
+                    throw new ManifestException($"{display}: the warm-up run (batch 1) failed: {ex.Message}", ex);
+                }
+            }
+
+            var settings = new BatcherSettings(
+                manifest.Batching.MaxBatchSize,
+                TimeSpan.FromMilliseconds(manifest.Batching.MaxQueueDelayMs),
+                manifest.Batching.MaxQueueSize,
+                manifest.Instances,
+                TimeSpan.FromMilliseconds(options.DefaultDeadlineMs));
+            var batcher = new DynamicBatcher(manifest.Name, role, signature, pool, settings, time, metrics, _logger);
+            Log.GraphLoaded(_logger, graph, manifest.Instances, provider, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            return batcher;
+        }
+        catch
+        {
+            if (pool is not null)
+            {
+                pool.Dispose();
+            }
+            else
+            {
+                sessions.ForEach(s => s.Dispose());
+                sessionOptions.ForEach(o => o.Dispose());
+            }
+
+            throw;
+        }
+    }
+}
+
+/// <summary>A loaded version of a model: its manifest and a batcher per graph.</summary>
+internal sealed class LoadedModel : ILoadedModel, IAsyncDisposable
+{
+    private readonly Dictionary<string, DynamicBatcher> _batchers;
+
+    public LoadedModel(ModelManifest manifest, Dictionary<string, DynamicBatcher> batchers, TimeProvider time)
+    {
+        Manifest = manifest;
+        _batchers = batchers;
+        Graphs = batchers.ToDictionary(kv => kv.Key, kv => (IGraphRunner)kv.Value, StringComparer.Ordinal);
+        LoadedAt = time.GetUtcNow();
+    }
+
+    public ModelManifest Manifest { get; }
+
+    public IReadOnlyDictionary<string, IGraphRunner> Graphs { get; }
+
+    public DateTimeOffset LoadedAt { get; }
+
+    public IGraphRunner? Graph(string role) => Graphs.GetValueOrDefault(role);
+
+    /// <summary>Lets in-flight work finish (and an idle <paramref name="grace"/> pass), then disposes the sessions.</summary>
+    public Task DrainAndCloseAsync(TimeSpan grace, string reason, CancellationToken cancellationToken = default) =>
+        Task.WhenAll(_batchers.Values.Select(b => b.DrainAndCloseAsync(grace, reason, cancellationToken)));
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (DynamicBatcher b in _batchers.Values)
+        {
+            await b.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}

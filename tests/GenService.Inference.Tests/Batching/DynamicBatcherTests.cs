@@ -1,0 +1,392 @@
+using GenService.Inference.Batching;
+using GenService.Inference.Runtime;
+using GenService.Inference.Tensors;
+using Microsoft.Extensions.Time.Testing;
+
+namespace GenService.Inference.Tests.Batching;
+
+public sealed class DynamicBatcherTests : IAsyncLifetime
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+    private readonly List<DynamicBatcher> _batchers = [];
+
+    public ValueTask InitializeAsync() => ValueTask.CompletedTask;
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (DynamicBatcher b in _batchers)
+        {
+            await b.DisposeAsync();
+        }
+    }
+
+    private DynamicBatcher Create(FakeExecutor executor, int maxBatch = 4, double delayMs = 10, int maxQueue = 64, int concurrency = 1,
+        long width = -1, double deadlineMs = 30_000)
+    {
+        var signature = new GraphSignature(
+            [new TensorSpec("x", "latent", TensorElementType.Float32, [-1, width])],
+            [new TensorSpec("y", "sample", TensorElementType.Float32, [-1, width])]);
+        var settings = new BatcherSettings(maxBatch, TimeSpan.FromMilliseconds(delayMs), maxQueue, concurrency, TimeSpan.FromMilliseconds(deadlineMs));
+        var batcher = new DynamicBatcher("m", "generator", signature, executor, settings, _time, metrics: null);
+        _batchers.Add(batcher);
+        return batcher;
+    }
+
+    private static int _counter;
+
+    /// <summary>Rows with distinct values so each row can be traced through batches.</summary>
+    private static Tensor Rows(int rows, int width = 3)
+    {
+        float[] data = new float[rows * width];
+        for (int i = 0; i < data.Length; i++)
+        {
+            data[i] = Interlocked.Increment(ref _counter) * 0.25f;
+        }
+
+        return Tensor.FromFloats(data, rows, width);
+    }
+
+    private static InferenceRequest Request(Tensor x, DateTimeOffset? deadline = null) =>
+        new() { Inputs = new Dictionary<string, Tensor> { ["x"] = x }, Deadline = deadline };
+
+    private static async Task WaitUntil(Func<bool> condition, string what)
+    {
+        for (int i = 0; i < 1000 && !condition(); i++)
+        {
+            await Task.Delay(5, Ct);
+        }
+
+        Assert.True(condition(), $"timed out waiting for: {what}");
+    }
+
+    /// <summary>Gives the scheduling loop real time to do something it should not do.</summary>
+    private static Task Settle() => Task.Delay(100, Ct);
+
+    private static void AssertRowsEqual(Tensor input, InferenceResult result)
+    {
+        Tensor expected = FakeExecutor.Compute(input);
+        Tensor actual = result.Outputs["y"];
+        Assert.Equal(expected.Shape, actual.Shape);
+        float[] e = expected.AsFloats(), a = actual.AsFloats();
+        for (int i = 0; i < e.Length; i++)
+        {
+            Assert.True(Math.Abs(e[i] - a[i]) <= 1e-5f, $"element {i}: expected {e[i]}, got {a[i]}");
+        }
+    }
+
+    [Fact]
+    public async Task Concurrent_requests_fill_a_batch_at_once_and_the_rest_waits_for_the_delay()
+    {
+        var exec = new FakeExecutor();
+        DynamicBatcher batcher = Create(exec, maxBatch: 4, delayMs: 10);
+        Tensor[] inputs = [.. Enumerable.Range(0, 6).Select(_ => Rows(1))];
+        Task<InferenceResult>[] tasks = [.. inputs.Select(x => batcher.InferAsync(Request(x), Ct).AsTask())];
+
+        await WaitUntil(() => exec.Batches.Count == 1, "the first full batch");
+        await Settle();
+        Assert.Single(exec.Batches);                      // two rows left: not a full batch, delay not over
+        Assert.Equal(4, exec.Batches.First().Rows);
+        Assert.Equal(2, batcher.QueuedRows);
+
+        _time.Advance(TimeSpan.FromMilliseconds(10));
+        InferenceResult[] results = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+        Assert.Equal([4, 2], exec.Batches.Select(b => b.Rows));
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            AssertRowsEqual(inputs[i], results[i]);
+        }
+
+        Assert.All(results.Take(4), r => Assert.Equal(4, r.BatchSize));
+        Assert.All(results.Skip(4), r => Assert.Equal(2, r.BatchSize));
+        Assert.All(results.Skip(4), r => Assert.Equal(TimeSpan.FromMilliseconds(10), r.QueueTime));
+    }
+
+    [Fact]
+    public async Task A_lone_request_runs_when_the_queue_delay_is_over()
+    {
+        var exec = new FakeExecutor();
+        DynamicBatcher batcher = Create(exec, maxBatch: 8, delayMs: 5);
+        Tensor x = Rows(2);
+        Task<InferenceResult> task = batcher.InferAsync(Request(x), Ct).AsTask();
+
+        await Settle();
+        Assert.Empty(exec.Batches);
+        _time.Advance(TimeSpan.FromMilliseconds(4));
+        await Settle();
+        Assert.Empty(exec.Batches);
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        InferenceResult result = await task.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+        AssertRowsEqual(x, result);
+        Assert.Equal(TimeSpan.FromMilliseconds(5), result.QueueTime);
+        Assert.Equal(2, result.BatchSize);
+    }
+
+    [Fact]
+    public async Task A_large_request_is_split_into_batches_and_reassembled_in_order()
+    {
+        var exec = new FakeExecutor();
+        DynamicBatcher batcher = Create(exec, maxBatch: 4, delayMs: 0);
+        Tensor x = Rows(10);
+
+        InferenceResult result = await batcher.InferAsync(Request(x), Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+        Assert.Equal([4, 4, 2], exec.Batches.Select(b => b.Rows));
+        AssertRowsEqual(x, result);
+        Assert.Equal(4, result.BatchSize);
+    }
+
+    [Fact]
+    public async Task Split_chunks_mix_with_other_requests_and_every_row_keeps_its_own_result()
+    {
+        var exec = new FakeExecutor(held: true);
+        DynamicBatcher batcher = Create(exec, maxBatch: 4, delayMs: 0);
+        Tensor blocker = Rows(1);
+        Task<InferenceResult> first = batcher.InferAsync(Request(blocker), Ct).AsTask();
+        await WaitUntil(() => exec.Batches.Count == 1, "the blocking batch");
+
+        Tensor a = Rows(3), b = Rows(6), c = Rows(1);
+        Task<InferenceResult>[] tasks = [.. new[] { a, b, c }.Select(x => batcher.InferAsync(Request(x), Ct).AsTask())];
+        exec.Release();
+        InferenceResult[] results = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        await first;
+
+        // FIFO: [a(3)] then b's chunks (4, 2) with c's row filling the last batch.
+        Assert.Equal([1, 3, 4, 3], exec.Batches.Select(t => t.Rows));
+        AssertRowsEqual(a, results[0]);
+        AssertRowsEqual(b, results[1]);
+        AssertRowsEqual(c, results[2]);
+    }
+
+    [Fact]
+    public async Task A_full_queue_rejects_at_once_with_a_retry_after()
+    {
+        var exec = new FakeExecutor(held: true);
+        DynamicBatcher batcher = Create(exec, maxBatch: 2, delayMs: 0, maxQueue: 4);
+        Task<InferenceResult> running = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
+        await WaitUntil(() => exec.Batches.Count == 1, "the running batch");
+
+        Task<InferenceResult> queued = batcher.InferAsync(Request(Rows(3)), Ct).AsTask();
+        Assert.Equal(3, batcher.QueuedRows);
+
+        QueueFullException ex = Assert.Throws<QueueFullException>(() => { _ = batcher.InferAsync(Request(Rows(2)), Ct); });
+        Assert.True(ex.RetryAfter >= TimeSpan.FromSeconds(1), $"Retry-After {ex.RetryAfter}");
+        Assert.Contains("m.generator", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(3, batcher.QueuedRows);
+
+        // One row still fits.
+        Task<InferenceResult> fits = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
+        exec.Release();
+        await Task.WhenAll(running, queued, fits).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.Equal(5, exec.TotalRows);
+    }
+
+    [Fact]
+    public async Task A_request_still_queued_at_its_deadline_fails_and_is_never_computed()
+    {
+        var exec = new FakeExecutor(held: true);
+        DynamicBatcher batcher = Create(exec, maxBatch: 4, delayMs: 0);
+        Task<InferenceResult> running = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
+        await WaitUntil(() => exec.Batches.Count == 1, "the running batch");
+
+        Tensor late = Rows(2);
+        Task<InferenceResult> doomed = batcher.InferAsync(Request(late, _time.GetUtcNow().AddMilliseconds(100)), Ct).AsTask();
+        _time.Advance(TimeSpan.FromMilliseconds(99));
+        await Settle();
+        Assert.False(doomed.IsCompleted);
+
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        await Assert.ThrowsAsync<DeadlineExceededException>(() => doomed.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal(0, batcher.QueuedRows);
+
+        exec.Release();
+        await running.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        await Settle();
+        Assert.Single(exec.Batches);
+        Assert.DoesNotContain(late.AsFloats()[0], exec.AllFirstColumns);
+    }
+
+    [Fact]
+    public async Task The_default_deadline_applies_when_the_request_sets_none()
+    {
+        var exec = new FakeExecutor(held: true);
+        DynamicBatcher batcher = Create(exec, maxBatch: 4, delayMs: 0, deadlineMs: 50);
+        Task<InferenceResult> running = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
+        await WaitUntil(() => exec.Batches.Count == 1, "the running batch");
+        Task<InferenceResult> doomed = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
+
+        _time.Advance(TimeSpan.FromMilliseconds(50));
+        await Assert.ThrowsAsync<DeadlineExceededException>(() => doomed.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+
+        // The running one is past its queue deadline too, but it had started: it finishes.
+        exec.Release();
+        await running.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+    }
+
+    [Fact]
+    public async Task A_request_cancelled_while_queued_leaves_the_queue_and_is_never_computed()
+    {
+        var exec = new FakeExecutor(held: true);
+        DynamicBatcher batcher = Create(exec, maxBatch: 4, delayMs: 0);
+        Task<InferenceResult> running = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
+        await WaitUntil(() => exec.Batches.Count == 1, "the running batch");
+
+        using var cts = new CancellationTokenSource();
+        Tensor gone = Rows(2);
+        Tensor kept = Rows(1);
+        Task<InferenceResult> cancelled = batcher.InferAsync(Request(gone), cts.Token).AsTask();
+        Task<InferenceResult> other = batcher.InferAsync(Request(kept), Ct).AsTask();
+        Assert.Equal(3, batcher.QueuedRows);
+
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal(1, batcher.QueuedRows);
+
+        exec.Release();
+        AssertRowsEqual(kept, await other.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+        await running;
+        Assert.Equal(2, exec.TotalRows);
+        Assert.DoesNotContain(gone.AsFloats()[0], exec.AllFirstColumns);
+    }
+
+    [Fact]
+    public async Task A_cancelled_split_request_sends_no_further_chunks()
+    {
+        var exec = new FakeExecutor(held: true);
+        DynamicBatcher batcher = Create(exec, maxBatch: 2, delayMs: 0);
+        using var cts = new CancellationTokenSource();
+        Task<InferenceResult> big = batcher.InferAsync(Request(Rows(6)), cts.Token).AsTask();
+        await WaitUntil(() => exec.Batches.Count == 1, "the first chunk");
+        Assert.Equal(4, batcher.QueuedRows);
+
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => big.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal(0, batcher.QueuedRows);
+        exec.Release();
+        await Settle();
+        Assert.Equal(2, exec.TotalRows);
+    }
+
+    [Fact]
+    public async Task An_already_cancelled_token_is_rejected_before_queueing()
+    {
+        var exec = new FakeExecutor();
+        DynamicBatcher batcher = Create(exec, delayMs: 0);
+        Assert.Throws<OperationCanceledException>(() => { _ = batcher.InferAsync(Request(Rows(1)), new CancellationToken(true)); });
+        await Settle();
+        Assert.Empty(exec.Batches);
+    }
+
+    [Fact]
+    public async Task Requests_with_different_non_batch_shapes_are_never_mixed()
+    {
+        var exec = new FakeExecutor();
+        DynamicBatcher batcher = Create(exec, maxBatch: 8, delayMs: 10);
+        Tensor a = Rows(1, width: 3), b = Rows(1, width: 5), c = Rows(2, width: 3), d = Rows(1, width: 5);
+        Task<InferenceResult>[] tasks = [.. new[] { a, b, c, d }.Select(x => batcher.InferAsync(Request(x), Ct).AsTask())];
+
+        await Settle();
+        Assert.Empty(exec.Batches);
+        _time.Advance(TimeSpan.FromMilliseconds(10));
+
+        // Width 3 heads the queue and goes first; then the width-5 rows, whose delay is also over.
+        InferenceResult[] results = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+        Assert.Equal(2, exec.Batches.Count);
+        Tensor[] batches = [.. exec.Batches];
+        Assert.Equal([3L, 5L], batches.Select(t => t.Shape[1]));
+        Assert.Equal([3, 2], batches.Select(t => t.Rows));
+        AssertRowsEqual(a, results[0]);
+        AssertRowsEqual(b, results[1]);
+        AssertRowsEqual(c, results[2]);
+        AssertRowsEqual(d, results[3]);
+    }
+
+    [Fact]
+    public async Task Up_to_instances_batches_run_at_once()
+    {
+        var exec = new FakeExecutor(held: true);
+        DynamicBatcher batcher = Create(exec, maxBatch: 1, delayMs: 0, concurrency: 2);
+        Task<InferenceResult>[] tasks = [.. Enumerable.Range(0, 5).Select(_ => batcher.InferAsync(Request(Rows(1)), Ct).AsTask())];
+
+        await WaitUntil(() => exec.Running == 2, "two running batches");
+        await Settle();
+        Assert.Equal(2, exec.Running);
+        Assert.Equal(3, batcher.QueuedRows);
+        exec.Release();
+        await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.Equal(2, exec.MaxConcurrent);
+    }
+
+    [Fact]
+    public async Task Concurrent_load_gives_every_row_its_unbatched_result()
+    {
+        var exec = new FakeExecutor();
+        DynamicBatcher batcher = Create(exec, maxBatch: 16, delayMs: 0, maxQueue: 10_000, concurrency: 2);
+        Tensor[] inputs = [.. Enumerable.Range(0, 200).Select(i => Rows(1 + (i % 5)))];
+        Task<InferenceResult>[] tasks = [.. inputs.Select(x => Task.Run(() => batcher.InferAsync(Request(x), Ct).AsTask(), Ct))];
+        InferenceResult[] results = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(20), Ct);
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            AssertRowsEqual(inputs[i], results[i]);
+        }
+
+        Assert.Equal(inputs.Sum(x => x.Rows), exec.TotalRows);
+    }
+
+    [Fact]
+    public async Task A_failing_batch_fails_its_requests_and_the_batcher_keeps_serving()
+    {
+        var exec = new FakeExecutor { Throw = new InvalidOperationException("boom") };
+        DynamicBatcher batcher = Create(exec, delayMs: 0);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => batcher.InferAsync(Request(Rows(1)), Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Ct));
+        exec.Throw = null;
+        Tensor x = Rows(1);
+        AssertRowsEqual(x, await batcher.InferAsync(Request(x), Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Ct));
+    }
+
+    [Fact]
+    public void Bad_inputs_are_rejected_naming_the_field()
+    {
+        var exec = new FakeExecutor();
+        DynamicBatcher batcher = Create(exec, width: 3);
+        RequestValidationException missing = Assert.Throws<RequestValidationException>(() =>
+            { _ = batcher.InferAsync(new InferenceRequest { Inputs = new Dictionary<string, Tensor> { ["z"] = Rows(1) } }, Ct); });
+        Assert.Equal("inputs.x", missing.Field);
+
+        RequestValidationException dtype = Assert.Throws<RequestValidationException>(() =>
+            { _ = batcher.InferAsync(Request(Tensor.FromLongs([1, 2, 3], 1, 3)), Ct); });
+        Assert.Contains("FP32", dtype.Message, StringComparison.Ordinal);
+
+        RequestValidationException shape = Assert.Throws<RequestValidationException>(() => { _ = batcher.InferAsync(Request(Rows(1, width: 4)), Ct); });
+        Assert.Contains("[?,3]", shape.Message, StringComparison.Ordinal);
+
+        RequestValidationException output = Assert.Throws<RequestValidationException>(() =>
+            { _ = batcher.InferAsync(new InferenceRequest { Inputs = new Dictionary<string, Tensor> { ["x"] = Rows(1) }, Outputs = ["nope"] }, Ct); });
+        Assert.Equal("outputs", output.Field);
+    }
+
+    [Fact]
+    public async Task Drain_waits_for_running_work_then_closes_and_disposes_the_executor()
+    {
+        var exec = new FakeExecutor(held: true);
+        DynamicBatcher batcher = Create(exec, delayMs: 0);
+        Task<InferenceResult> running = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
+        await WaitUntil(() => exec.Batches.Count == 1, "the running batch");
+
+        Task drain = batcher.DrainAndCloseAsync(TimeSpan.Zero, "a test closed it", Ct);
+        await Settle();
+        Assert.False(drain.IsCompleted);
+        Assert.False(exec.Disposed);
+
+        exec.Release();
+        await running.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        await drain.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.True(exec.Disposed);
+        ModelNotReadyException ex = Assert.Throws<ModelNotReadyException>(() => { _ = batcher.InferAsync(Request(Rows(1)), Ct); });
+        Assert.Contains("a test closed it", ex.Message, StringComparison.Ordinal);
+    }
+}

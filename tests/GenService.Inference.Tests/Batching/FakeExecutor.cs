@@ -1,0 +1,120 @@
+using System.Collections.Concurrent;
+using GenService.Inference.Batching;
+using GenService.Inference.Tensors;
+
+namespace GenService.Inference.Tests.Batching;
+
+/// <summary>
+/// A row-wise fake graph: y[r, j] = 2 * x[r, j] + sum_j x[r, :] + 1. It records every batch it sees and
+/// can be held (gate) to keep batches running while a test queues more work.
+/// </summary>
+internal sealed class FakeExecutor : IBatchExecutor
+{
+    private readonly Lock _lock = new();
+    private TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _running;
+
+    public FakeExecutor(bool held = false)
+    {
+        if (!held)
+        {
+            _gate.SetResult();
+        }
+    }
+
+    public ConcurrentQueue<Tensor> Batches { get; } = new();
+
+    public int MaxConcurrent { get; private set; }
+
+    public int Running => Volatile.Read(ref _running);
+
+    public bool Disposed { get; private set; }
+
+    public Exception? Throw { get; set; }
+
+    public void Release() => _gate.TrySetResult();
+
+    public void Hold()
+    {
+        lock (_lock)
+        {
+            if (_gate.Task.IsCompleted)
+            {
+                _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+    }
+
+    /// <summary>Every row value the executor has computed, in batch order.</summary>
+    public IEnumerable<float> AllFirstColumns => Batches.SelectMany(b => Rows(b).Select(r => r[0]));
+
+    public int TotalRows => Batches.Sum(b => b.Rows);
+
+    public async ValueTask<IReadOnlyDictionary<string, Tensor>> ExecuteAsync(
+        IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames, CancellationToken cancellationToken)
+    {
+        Tensor x = inputs["x"];
+        Batches.Enqueue(x);
+        int now = Interlocked.Increment(ref _running);
+        lock (_lock)
+        {
+            MaxConcurrent = Math.Max(MaxConcurrent, now);
+        }
+
+        try
+        {
+            Task gate;
+            lock (_lock)
+            {
+                gate = _gate.Task;
+            }
+
+            await gate.WaitAsync(TimeSpan.FromSeconds(20), cancellationToken);
+            if (Throw is { } ex)
+            {
+                throw ex;
+            }
+
+            return new Dictionary<string, Tensor> { ["y"] = Compute(x) };
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _running);
+        }
+    }
+
+    /// <summary>The reference: the same function applied to one request alone.</summary>
+    public static Tensor Compute(Tensor x)
+    {
+        float[] data = x.AsFloats();
+        int width = (int)(x.Shape.Length > 1 ? x.Shape[1] : 1);
+        float[] y = new float[data.Length];
+        for (int r = 0; r < x.Rows; r++)
+        {
+            float sum = 0;
+            for (int j = 0; j < width; j++)
+            {
+                sum += data[(r * width) + j];
+            }
+
+            for (int j = 0; j < width; j++)
+            {
+                y[(r * width) + j] = (2 * data[(r * width) + j]) + sum + 1;
+            }
+        }
+
+        return new Tensor(TensorElementType.Float32, (long[])x.Shape.Clone(), y);
+    }
+
+    public static IEnumerable<float[]> Rows(Tensor t)
+    {
+        float[] d = t.AsFloats();
+        int width = (int)(t.Shape.Length > 1 ? t.Shape[1] : 1);
+        for (int r = 0; r < t.Rows; r++)
+        {
+            yield return d.AsSpan(r * width, width).ToArray();
+        }
+    }
+
+    public void Dispose() => Disposed = true;
+}
