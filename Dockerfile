@@ -1,0 +1,42 @@
+# GenService image. CPU (default) or GPU:
+#   docker build -t genservice:cpu .
+#   docker build --build-arg FLAVOR=gpu -t genservice:gpu .
+#   docker run -p 8080:8080 genservice:cpu        # Swagger UI: http://localhost:8080/swagger
+# The shipped models/ are baked in at /app/models; mount another folder there (or set
+# GenService__ModelRepository) to serve your own.
+ARG FLAVOR=cpu
+
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+ARG FLAVOR
+WORKDIR /src
+COPY global.json Directory.Build.props Directory.Packages.props GenService.sln .editorconfig ./
+COPY src/ src/
+# OnnxRuntimeFlavor=gpu swaps Microsoft.ML.OnnxRuntime for Microsoft.ML.OnnxRuntime.Gpu (CUDA 13).
+RUN dotnet publish src/GenService.Api -c Release -o /app -p:OnnxRuntimeFlavor=${FLAVOR} -p:UseAppHost=false
+
+# Runtime bases: the ASP.NET image for the CPU, CUDA 13 + cuDNN with the ASP.NET runtime added for the GPU.
+FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime-cpu
+
+FROM nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04 AS runtime-gpu
+COPY --from=mcr.microsoft.com/dotnet/aspnet:10.0 /usr/share/dotnet /usr/share/dotnet
+RUN ln -s /usr/share/dotnet/dotnet /usr/bin/dotnet \
+    && apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+ENV GenService__ExecutionProvider=cuda
+
+FROM runtime-${FLAVOR} AS final
+WORKDIR /app
+COPY --from=build /app ./
+COPY models/ ./models/
+ENV ASPNETCORE_URLS=http://+:8080 \
+    GenService__ModelRepository=/app/models \
+    DOTNET_gcServer=1
+# A fixed non-root uid (the .NET images' "app" user is 1654; the CUDA image has none, so make one).
+RUN (id -u app >/dev/null 2>&1 || useradd --uid 1654 --no-create-home --shell /usr/sbin/nologin app) \
+    && rm -rf /app/models/training
+USER 1654
+EXPOSE 8080
+# No curl in the ASP.NET image: bash's /dev/tcp speaks enough HTTP/1.0 for a liveness check.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /v2/health/live HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+ENTRYPOINT ["dotnet", "GenService.Api.dll"]

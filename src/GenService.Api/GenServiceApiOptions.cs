@@ -1,0 +1,27 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace GenService.Api;
+
+/// <summary>
+/// HTTP-layer settings, bound from the configuration section <c>GenService:Api</c>
+/// (environment variables <c>GenService__Api__MaxCount</c> etc.).
+/// </summary>
+public sealed class GenServiceApiOptions
+{
+    public const string SectionName = "GenService:Api";
+
+    /// <summary>Most samples one /v1 request may ask for (<c>count</c> is 1..MaxCount).</summary>
+    [Range(1, 4096)]
+    public int MaxCount { get; set; } = 64;
+
+    /// <summary>
+    /// When set, the v2 repository routes (index, load, unload) need <c>Authorization: Bearer &lt;key&gt;</c>
+    /// or <c>X-Api-Key: &lt;key&gt;</c>. When empty they are open (a dev box, or a cluster that guards them
+    /// elsewhere). <c>GenService:AdminApiKey</c> is accepted too, as the shorter spelling.
+    /// </summary>
+    public string? AdminApiKey { get; set; }
+
+    /// <summary>Largest request body, in bytes, the v2 infer route reads (64 rows of 3x64x64 FP32 as JSON fit easily).</summary>
+    [Range(1024, int.MaxValue)]
+    public int MaxInferBodyBytes { get; set; } = 64 * 1024 * 1024;
+}

@@ -1,0 +1,314 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using GenService.Api.Families;
+using GenService.Api.Hosting;
+using GenService.Api.KServe;
+using GenService.Api.Models;
+using GenService.Api.Operations;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+// GenService benchmark: one graph, in-process ONNX Runtime vs the service's v2 infer route over HTTP.
+//
+//   dotnet run --project src/GenService.Bench -c Release -- [--mode all|inprocess|http] [--seconds 5]
+//       [--model digits-gan] [--role generator] [--url http://host:port (else the service starts in-process on 127.0.0.1)]
+//
+// Closed loop: C workers each send a request, wait for the answer, send the next, for --seconds after a warm-up.
+// Reported per (rows, concurrency): requests/s, samples/s, p50/p99 latency and, for HTTP, the service's own cost:
+//   overhead/req (latency)    = mean(client latency - compute_ms the server reports)  (includes queueing)
+//   overhead/req (throughput) = 1/(HTTP req/s) - 1/(in-process req/s)                  (cost at saturation)
+string root = FindRoot();
+if (args is ["diffusion", ..])
+{
+    // Diffusion scheduling benchmarks (src/GenService.Bench/Diffusion): mixed | batching | e2e.
+    Environment.ExitCode = await GenService.Bench.Diffusion.DiffusionBench.RunAsync(root, args[1..]);
+    return;
+}
+
+var options = BenchOptions.Parse(args);
+string modelDir = Path.Combine(root, "models", options.Model);
+string onnx = Path.Combine(modelDir, JsonDocument.Parse(File.ReadAllText(Path.Combine(modelDir, "model.json")))
+    .RootElement.GetProperty("graphs").GetProperty(options.Role).GetProperty("file").GetString()!);
+
+Console.WriteLine($"# GenService benchmark: {options.Model}.{options.Role}, {options.Seconds} s per cell, {Environment.ProcessorCount} cores, .NET {Environment.Version}");
+var inProcess = new Dictionary<(int Rows, int Concurrency), Result>();
+if (options.Mode is "all" or "inprocess")
+{
+    using var session = new InferenceSession(onnx, new Microsoft.ML.OnnxRuntime.SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL });
+    Console.WriteLine();
+    Console.WriteLine("## In-process ONNX Runtime (InferenceSession.Run, one shared session)");
+    Console.WriteLine(Result.Header(http: false));
+    foreach (int rows in options.Rows)
+    {
+        var inputs = Inputs.Create(session, rows);
+        foreach (int c in options.Concurrency)
+        {
+            Result r = await Runner.RunAsync(c, options.Seconds, _ =>
+            {
+                using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> o = session.Run(inputs.Onnx);
+                return ValueTask.FromResult(0.0);
+            }, rows);
+            inProcess[(rows, c)] = r;
+            Console.WriteLine(r.Row(rows, c, null));
+        }
+    }
+}
+
+if (options.Mode is "all" or "http")
+{
+    WebApplication? app = null;
+    string url = options.Url ?? "";
+    if (options.Url is null)
+    {
+        app = await Service.StartAsync(root);
+        url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+    }
+
+    using var session = new InferenceSession(onnx);
+    using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, UseProxy = false })
+    {
+        BaseAddress = new Uri(url),
+        Timeout = TimeSpan.FromMinutes(1),
+    };
+    string route = $"/v2/models/{options.Model}.{options.Role}/infer";
+    Console.WriteLine();
+    Console.WriteLine($"## The service over HTTP: POST {route} ({(options.Url is null ? "Kestrel in this process, 127.0.0.1" : url)})");
+    Console.WriteLine(Result.Header(http: true));
+    foreach (int rows in options.Rows)
+    {
+        byte[] body = Inputs.Create(session, rows).V2Body;
+        foreach (int c in options.Concurrency)
+        {
+            Result r = await Runner.RunAsync(c, options.Seconds, async ct =>
+            {
+                using var content = new ByteArrayContent(body);
+                content.Headers.ContentType = new("application/json");
+                using HttpResponseMessage response = await client.PostAsync(route, content, ct);
+                byte[] bytes = await response.Content.ReadAsByteArrayAsync(ct);
+                if (response.StatusCode == HttpStatusCode.TooManyRequests)
+                {
+                    // The batcher's bounded queue said no (max_queue_size rows): count it, back off briefly, go on.
+                    await Task.Delay(1, ct);
+                    return double.NaN;
+                }
+
+                if (response.StatusCode != HttpStatusCode.OK)
+                {
+                    throw new InvalidOperationException($"{response.StatusCode}: {Encoding.UTF8.GetString(bytes)}");
+                }
+
+                return ComputeMs(bytes);
+            }, rows);
+            Console.WriteLine(r.Row(rows, c, inProcess.GetValueOrDefault((rows, c))));
+        }
+    }
+
+    if (app is not null)
+    {
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+}
+
+static double ComputeMs(byte[] json)
+{
+    var reader = new Utf8JsonReader(json);
+    while (reader.Read())
+    {
+        if (reader.TokenType == JsonTokenType.PropertyName && reader.ValueTextEquals("compute_ms"u8))
+        {
+            reader.Read();
+            return reader.GetDouble();
+        }
+    }
+
+    return 0;
+}
+
+static string FindRoot()
+{
+    for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
+    {
+        if (File.Exists(Path.Combine(d.FullName, "GenService.sln")))
+        {
+            return d.FullName;
+        }
+    }
+
+    return Directory.GetCurrentDirectory();
+}
+
+internal sealed record BenchOptions(string Mode, int Seconds, string Model, string Role, string? Url, int[] Rows, int[] Concurrency)
+{
+    public static BenchOptions Parse(string[] args)
+    {
+        string Get(string name, string fallback)
+        {
+            int i = Array.IndexOf(args, "--" + name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+        }
+
+        int[] Ints(string name, string fallback) => Get(name, fallback).Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        string? url = Get("url", "");
+        return new BenchOptions(Get("mode", "all"), int.Parse(Get("seconds", "5"), CultureInfo.InvariantCulture), Get("model", "digits-gan"),
+            Get("role", "generator"), url.Length == 0 ? null : url, Ints("rows", "1,64"), Ints("concurrency", "1,16,64"));
+    }
+}
+
+/// <summary>Random inputs for every graph input (float: normal-ish; integer: small labels), as ORT values and as a v2 body.</summary>
+internal sealed class Inputs
+{
+    public required List<NamedOnnxValue> Onnx { get; init; }
+
+    public required byte[] V2Body { get; init; }
+
+    public static Inputs Create(InferenceSession session, int rows)
+    {
+        var rng = new Random(1);
+        var onnx = new List<NamedOnnxValue>();
+        var v2 = new List<object>();
+        foreach ((string name, NodeMetadata meta) in session.InputMetadata)
+        {
+            int[] dims = meta.Dimensions.Select((d, i) => i == 0 ? rows : d).ToArray();
+            int count = dims.Aggregate(1, (a, b) => a * b);
+            if (meta.ElementType == typeof(float))
+            {
+                float[] data = Enumerable.Range(0, count).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+                onnx.Add(NamedOnnxValue.CreateFromTensor(name, new DenseTensor<float>(data, dims)));
+                v2.Add(new { name, shape = dims, datatype = "FP32", data });
+            }
+            else
+            {
+                long[] data = Enumerable.Range(0, count).Select(i => (long)(i % 10)).ToArray();
+                onnx.Add(NamedOnnxValue.CreateFromTensor(name, new DenseTensor<long>(data, dims)));
+                v2.Add(new { name, shape = dims, datatype = "INT64", data });
+            }
+        }
+
+        return new Inputs { Onnx = onnx, V2Body = JsonSerializer.SerializeToUtf8Bytes(new { inputs = v2 }) };
+    }
+}
+
+internal sealed record Result(long Requests, double Seconds, double P50Us, double P99Us, double MeanLatencyUs, double MeanComputeUs, int Rows, long Rejected)
+{
+    public double RequestsPerSecond => Requests / Seconds;
+
+    public static string Header(bool http) => http
+        ? "| rows | concurrency | req/s | samples/s | p50 ms | p99 ms | vs in-process samples/s | overhead/req (latency - compute) | overhead/req (1/rps - 1/rps in-process) | 429s |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        : "| rows | concurrency | req/s | samples/s | p50 ms | p99 ms |\n| ---: | ---: | ---: | ---: | ---: | ---: |";
+
+    public string Row(int rows, int concurrency, Result? inProcess)
+    {
+        string basic = FormattableString.Invariant($"| {rows} | {concurrency} | {RequestsPerSecond:0} | {RequestsPerSecond * rows:0} | {P50Us / 1000:0.000} | {P99Us / 1000:0.000} |");
+        if (MeanComputeUs <= 0 && inProcess is null)
+        {
+            return basic;
+        }
+
+        string ratio = inProcess is null ? "n/a" : FormattableString.Invariant($"{RequestsPerSecond / inProcess.RequestsPerSecond:P0}");
+        string throughputOverhead = inProcess is null ? "n/a"
+            : FormattableString.Invariant($"{(1e6 / RequestsPerSecond) - (1e6 / inProcess.RequestsPerSecond):0} us");
+        return basic + FormattableString.Invariant($" {ratio} | {MeanLatencyUs - MeanComputeUs:0} us | {throughputOverhead} | {Rejected} |");
+    }
+}
+
+internal static class Runner
+{
+    /// <summary>Closed loop: <paramref name="concurrency"/> workers, 1 s warm-up, then <paramref name="seconds"/> measured.</summary>
+    public static async Task<Result> RunAsync(int concurrency, int seconds, Func<CancellationToken, ValueTask<double>> call, int rows)
+    {
+        using (var warm = new CancellationTokenSource(TimeSpan.FromSeconds(1)))
+        {
+            await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => Task.Run(async () =>
+            {
+                while (!warm.IsCancellationRequested)
+                {
+                    await call(CancellationToken.None);
+                }
+            })));
+        }
+
+        var latencies = new List<long>[concurrency];
+        var compute = new double[concurrency];
+        long rejected = 0;
+        long deadline = Stopwatch.GetTimestamp() + (long)(seconds * (double)Stopwatch.Frequency);
+        long start = Stopwatch.GetTimestamp();
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(w => Task.Run(async () =>
+        {
+            var mine = new List<long>(4096);
+            while (Stopwatch.GetTimestamp() < deadline)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                double ms = await call(CancellationToken.None);
+                if (double.IsNaN(ms))
+                {
+                    Interlocked.Increment(ref rejected);
+                    continue;
+                }
+
+                compute[w] += ms;
+                mine.Add(Stopwatch.GetTimestamp() - t0);
+            }
+
+            latencies[w] = mine;
+        })));
+        double elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        long[] all = latencies.SelectMany(l => l).Order().ToArray();
+        double Us(long ticks) => ticks * 1e6 / Stopwatch.Frequency;
+        return new Result(
+            all.Length,
+            elapsed,
+            Us(all[all.Length / 2]),
+            Us(all[Math.Min(all.Length - 1, (int)(all.Length * 0.99))]),
+            all.Average(t => Us(t)),
+            compute.Sum() * 1000 / all.Length,
+            rows,
+            rejected);
+    }
+}
+
+/// <summary>The service as Program.cs builds it, on Kestrel at 127.0.0.1 (a free port), request logs at Warning.</summary>
+internal static class Service
+{
+    public static async Task<WebApplication> StartAsync(string root)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = Path.Combine(root, "src", "GenService.Api"),
+            EnvironmentName = "Production",
+        });
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Configuration["GenService:ModelRepository"] = Path.Combine(root, "models");
+
+        // One console line per request would measure the console, not the service.
+        builder.Configuration["Serilog:MinimumLevel:Default"] = "Warning";
+        builder.AddGenService();
+        WebApplication app = builder.Build();
+        app.UseGenService();
+        app.MapModelEndpoints();
+        app.MapKServeEndpoints();
+        app.MapFamilyEndpoints();
+        app.MapOperationsEndpoints();
+        await app.StartAsync();
+
+        // Wait for the models, as a readiness probe would.
+        using var probe = new HttpClient { BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()) };
+        for (int i = 0; i < 600; i++)
+        {
+            using HttpResponseMessage ready = await probe.GetAsync("/v2/health/ready");
+            if (ready.IsSuccessStatusCode)
+            {
+                break;
+            }
+
+            await Task.Delay(100);
+        }
+
+        return app;
+    }
+}

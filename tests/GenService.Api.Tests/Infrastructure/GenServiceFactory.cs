@@ -1,0 +1,120 @@
+using GenService.Inference.Repository;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace GenService.Api.Tests.Infrastructure;
+
+/// <summary>
+/// The whole service in memory (WebApplicationFactory) over a model folder: by default the repository's
+/// real <c>models/</c>. It waits in <see cref="InitializeAsync"/> until every model folder has finished
+/// loading (Ready or Failed), so tests never race the background load.
+/// <para>
+/// Use (xunit.v3): it is the fixture of the collection <see cref="RealModels"/> (Collections.cs):
+/// <code>
+///   [Collection(RealModels.Name)]
+///   public sealed class GanSamplesTests(GenServiceFactory factory)
+///   {
+///       [Fact]
+///       public async Task Samples()
+///       {
+///           using HttpClient client = factory.CreateClient();
+///           var response = await client.PostAsJsonAsync("/v1/gan/digits-gan/samples", new { count = 2 }, TestContext.Current.CancellationToken);
+///       }
+///   }
+/// </code>
+/// One host is shared by every class in the collection. For another folder (a temp copy with a broken model,
+/// the tiny test models) construct one yourself: <c>await using var f = new GenServiceFactory(path); await f.InitializeAsync();</c>.
+/// </para>
+/// </summary>
+public sealed class GenServiceFactory : WebApplicationFactory<Program>, IAsyncLifetime
+{
+    private readonly IReadOnlyDictionary<string, string?> _settings;
+
+    /// <summary>The shipped models/ folder.</summary>
+    public GenServiceFactory()
+        : this(RepositoryPaths.RealModels)
+    {
+    }
+
+    /// <param name="modelRepository">The model folder to serve.</param>
+    /// <param name="settings">Extra configuration, e.g. ["GenService:Api:AdminApiKey"] = "secret".</param>
+    internal GenServiceFactory(string modelRepository, IReadOnlyDictionary<string, string?>? settings = null)
+    {
+        ModelRepository = modelRepository;
+        _settings = settings ?? new Dictionary<string, string?>();
+    }
+
+    public string ModelRepository { get; }
+
+    public IModelRepository Repository => Services.GetRequiredService<IModelRepository>();
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        builder.UseSetting("GenService:ModelRepository", ModelRepository);
+        foreach ((string key, string? value) in _settings)
+        {
+            builder.UseSetting(key, value);
+        }
+    }
+
+    public async ValueTask InitializeAsync()
+    {
+        _ = Server; // starts the host
+        await WaitForModelsAsync(TimeSpan.FromMinutes(3));
+    }
+
+    /// <summary>Until every model folder in the repository is listed and none is still loading.</summary>
+    public async Task WaitForModelsAsync(TimeSpan timeout)
+    {
+        int folders = Directory.Exists(ModelRepository)
+            ? Directory.GetDirectories(ModelRepository).Count(d => File.Exists(Path.Combine(d, "model.json")))
+            : 0;
+        using var cts = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            IReadOnlyList<ModelEntry> entries = Repository.List();
+            if (entries.Count >= folders && entries.All(e => e.State != ModelState.Loading))
+            {
+                return;
+            }
+
+            if (cts.IsCancellationRequested)
+            {
+                throw new TimeoutException($"Models in {ModelRepository} still loading after {timeout}: "
+                    + string.Join(", ", entries.Select(e => $"{e.Name}={e.State}")));
+            }
+
+            await Task.Delay(50, CancellationToken.None);
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await base.DisposeAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+            // KNOWN ISSUE (GenService.Inference): RepositoryStartupService.StopAsync is not idempotent; the host
+            // stops twice under WebApplicationFactory (RunAsync's own stop, then the factory's) and the second
+            // CancelAsync meets a disposed CancellationTokenSource. Shutdown is otherwise complete. Remove when fixed.
+        }
+
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>The tiny test models (TestModels/): fast, always present, used by most API tests.</summary>
+public sealed class TestModelsFactory() : IAsyncLifetime
+{
+    public GenServiceFactory Factory { get; } = new(RepositoryPaths.TestModels);
+
+    public HttpClient CreateClient() => Factory.CreateClient();
+
+    public ValueTask InitializeAsync() => Factory.InitializeAsync();
+
+    public ValueTask DisposeAsync() => Factory.DisposeAsync();
+}
