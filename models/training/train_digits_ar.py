@@ -1,0 +1,138 @@
+"""digits-ar: pixel transformer over the 17 grey levels; 64 pixel tokens after a class start token.
+
+Tokens: 0..16 = pixel levels, 17 + c = start of class c, 27 = unconditional start (bos). 10% of training
+sequences start with bos instead of their class, so unconditional generation is trained too.
+No KV cache: this model exercises the service's recompute path.
+"""
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import evaluate  # noqa: E402
+from transformer import RecomputeDecoder, TinyGPT  # noqa: E402
+
+NAME, STEPS, BATCH = "digits-ar", 1500, 32
+D_MODEL, HEADS, LAYERS, FF = 64, 4, 2, 192
+VOCAB, OFFSET, BOS, MAXLEN = 28, 17, 27, 65
+
+
+@torch.no_grad()
+def sample(dec, starts, gen, temperature=1.0):
+    """Ancestral sampling. Uses the module's KV cache (the exported graph has none) only to make evaluation
+    cheap; the cache gives the same logits as recomputation."""
+    gpt = dec.gpt
+    ids = starts[:, None]
+    nxt, pasts, out = ids, [], []
+    for j in range(64):
+        mask = torch.ones(len(starts), j + 1, dtype=torch.int64)
+        logits, pasts = gpt.core(nxt, mask, torch.full_like(nxt, j), pasts)
+        logits = logits[:, -1, :17] / temperature  # only pixel levels are valid after the start token
+        nxt = torch.multinomial(F.softmax(logits, -1), 1, generator=gen)
+        out.append(nxt)
+    return (torch.cat(out, 1).float() / 8 - 1).numpy()
+
+
+def nll_bits_per_dim(dec, levels, starts):
+    with torch.no_grad():
+        ids = torch.cat([starts[:, None], levels], 1)
+        logits = dec(ids[:, :-1])
+        nll = F.cross_entropy(logits.reshape(-1, VOCAB), ids[:, 1:].reshape(-1))
+    return float(nll / math.log(2))
+
+
+def main():
+    common.setup(5)
+    timer = common.Timer()
+    _, levels, y, tr, ho = common.digits()
+    lt, yt = torch.tensor(levels[tr]), torch.tensor(y[tr])
+    lh, yh = torch.tensor(levels[ho]), torch.tensor(y[ho])
+    gpt = TinyGPT(VOCAB, D_MODEL, HEADS, LAYERS, FF, MAXLEN, dropout=0.1)
+    dec = RecomputeDecoder(gpt)
+    opt = torch.optim.AdamW(gpt.parameters(), lr=2e-3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=STEPS, pct_start=0.05)
+    for step in range(STEPS):
+        dec.train()
+        idx = torch.randint(0, len(yt), (BATCH,))
+        start = yt[idx] + OFFSET
+        start[torch.rand(BATCH) < 0.1] = BOS
+        ids = torch.cat([start[:, None], lt[idx]], 1)
+        loss = F.cross_entropy(dec(ids[:, :-1]).reshape(-1, VOCAB), ids[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 250 == 0:
+            dec.eval()
+            print(f"step {step} loss {loss.item():.4f} heldout bpd {nll_bits_per_dim(dec, lh, yh + OFFSET):.4f} "
+                  f"{timer.minutes()} min", flush=True)
+    dec.eval()
+    minutes = timer.minutes()
+    bpd_cond = nll_bits_per_dim(dec, lh, yh + OFFSET)
+    bpd_uncond = nll_bits_per_dim(dec, lh, torch.full_like(yh, BOS))
+    with torch.no_grad():  # the cached evaluation sampler must see the same logits as the recompute graph
+        ids = torch.cat([(yh[:3] + OFFSET)[:, None], lh[:3]], 1)
+        pasts, inc = [], []
+        for j in range(ids.shape[1]):
+            lg, pasts = gpt.core(ids[:, j:j + 1], torch.ones(3, j + 1, dtype=torch.int64), torch.full((3, 1), j), pasts)
+            inc.append(lg)
+        assert (torch.cat(inc, 1) - dec(ids)).abs().max() < 1e-4
+    labels = torch.arange(10).repeat_interleave(100)
+    metrics = {}
+    for temp in (1.0, 0.8):
+        s = sample(dec, labels + OFFSET, torch.Generator().manual_seed(123), temp)
+        metrics[f"temperature_{temp}"] = evaluate.evaluate(s, labels.numpy())
+        print(temp, metrics[f"temperature_{temp}"], flush=True)
+    print("bpd", bpd_cond, bpd_uncond, flush=True)
+
+    out = os.path.join(common.MODELS, NAME)
+    os.makedirs(out, exist_ok=True)
+    size = common.export(dec, (torch.tensor([[17, 3, 4], [27, 0, 16]]),), os.path.join(out, "decoder.onnx"),
+                         ["input_ids"], ["logits"],
+                         {"input_ids": {0: "batch", 1: "sequence"}, "logits": {0: "batch", 1: "sequence"}})
+    g2 = torch.Generator().manual_seed(7)
+    full = torch.cat([(yh[:2] + OFFSET)[:, None], lh[:2]], 1)
+    common.write_golden(dec, [(torch.tensor([[OFFSET + 4]]),),
+                              (torch.cat([torch.tensor([[BOS], [OFFSET + 9], [OFFSET]]),
+                                          torch.randint(0, 17, (3, 10), generator=g2)], 1),),
+                              (full,)],
+                        ["input_ids"], ["logits"], os.path.join(out, "golden", "decoder.json"))
+    common.save_grid(sample(dec, torch.arange(10).repeat(10) + OFFSET, g2), os.path.join(common.IMG_DIR, f"{NAME}.png"))
+    m = metrics["temperature_1.0"]
+    common.write_manifest(NAME, {
+        "name": NAME, "family": "ar", "version": "1",
+        "description": "Class-conditional pixel transformer on 8x8 handwritten digits (17 grey levels as tokens)",
+        "output": common.IMAGE_OUTPUT,
+        "conditioning": {"num_classes": 10, "labels": common.LABELS},
+        "graphs": {"decoder": {"file": "decoder.onnx", "inputs": {"input_ids": "input_ids"},
+                               "outputs": {"logits": "logits"}}},
+        "tokens": {"vocab_size": VOCAB, "bos_token_id": BOS, "class_start_token_offset": OFFSET,
+                   "max_length": MAXLEN, "image_levels": 17},
+        "batching": common.BATCHING, "instances": 1,
+        "card": {**common.DATA_CARD,
+                 "architecture": f"decoder-only transformer, {LAYERS} layers, d_model {D_MODEL}, {HEADS} heads, "
+                                 f"MLP {FF}, learned positions; tokens 0..16 levels, 17+c class start, 27 bos",
+                 "params": sum(p.numel() for p in gpt.parameters()),
+                 "training": f"{STEPS} steps, batch {BATCH}, AdamW one-cycle max lr 2e-3, dropout 0.1, "
+                             f"10% start-token dropout to bos, seed 5; {minutes} min on 2 CPU cores",
+                 "onnx_bytes": size,
+                 "metrics": {
+                     "heldout_bits_per_dim": round(bpd_cond, 4),
+                     "heldout_bits_per_dim_note": "class start token given; 64 pixel tokens, log2 of 17-way softmax",
+                     "heldout_bits_per_dim_unconditional": round(bpd_uncond, 4),
+                     "sampler": "ancestral sampling over the 17 level tokens, temperature 1, no top-k/top-p, "
+                                "100 per class",
+                     "class_accuracy": m["class_accuracy"], "fid": m["fid"], "fid_floor": m["fid_floor"],
+                     "temperature_0.8": metrics["temperature_0.8"],
+                     "evaluator": "models/training/evaluate.py"}}})
+    print("done", NAME, minutes, "min", flush=True)
+
+
+if __name__ == "__main__":
+    main()
