@@ -41,6 +41,16 @@ public sealed class DiffusionReferenceTests
         var c = root.GetProperty("cases")[index];
         var latents = Fixture.Floats(root.GetProperty("latents"));
         var noiseBank = root.GetProperty("noise_bank").EnumerateArray().Select(Fixture.Floats).ToArray();
+        var referenceTimesteps = Fixture.Doubles(c.GetProperty("timesteps"));
+        if (referenceTimesteps.Zip(referenceTimesteps.Skip(1)).Any(p => p.Second >= p.First))
+        {
+            // The schedule repeats timesteps (too many steps for the spacing): refused, not sampled.
+            var refused = Assert.Throws<ArgumentOutOfRangeException>(() => DiffusionSamplers.Create(ParseConfig(c.GetProperty("config")), ParseSettings(c)));
+            Assert.Equal("steps", refused.ParamName);
+            Assert.Contains("distinct timesteps", refused.Message, StringComparison.Ordinal);
+            return;
+        }
+
         var sampler = DiffusionSamplers.Create(ParseConfig(c.GetProperty("config")), ParseSettings(c));
 
         Assert.Equal(Fixture.Doubles(c.GetProperty("timesteps")), sampler.Timesteps.ToArray());

@@ -28,6 +28,27 @@ public sealed class SamplerApiTests
         Assert.Equal("steps", ex.ParamName);
     }
 
+    [Theory]
+    [InlineData(SamplerKind.DpmSolverPP, 1000, TimestepSpacing.Leading, false)] // stride T // (N + 1) = 0
+    [InlineData(SamplerKind.DpmSolverPP, 600, TimestepSpacing.Leading, true)]   // stride 1: 0..600, distinct
+    [InlineData(SamplerKind.DpmSolverPP, 1000, TimestepSpacing.Trailing, true)]
+    [InlineData(SamplerKind.DpmSolverPP, 1000, TimestepSpacing.Linspace, false)] // linspace(0, 999, 1001).round() repeats
+    [InlineData(SamplerKind.Ddim, 1000, TimestepSpacing.Leading, true)]
+    [InlineData(SamplerKind.Euler, 1000, TimestepSpacing.Linspace, true)]
+    public void Schedules_that_repeat_timesteps_are_refused(SamplerKind kind, int steps, TimestepSpacing spacing, bool accepted)
+    {
+        if (accepted)
+        {
+            var sampler = DiffusionSamplers.Create(Config, new SamplerSettings(kind, steps, spacing));
+            Assert.Equal(steps, sampler.Timesteps.Distinct().Count());
+            return;
+        }
+
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => DiffusionSamplers.Create(Config, new SamplerSettings(kind, steps, spacing)));
+        Assert.Equal("steps", ex.ParamName);
+        Assert.Contains("trailing", ex.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Wire_names_round_trip_and_unknown_ones_name_the_field()
     {

@@ -41,6 +41,19 @@ public static class DiffusionSamplers
             _ => throw new ArgumentOutOfRangeException("sampler", settings.Kind, "sampler must be ddpm, ddim, dpm_solver_pp, euler or euler_ancestral."),
         };
 
+        // Too many steps for the spacing: e.g. DPM-Solver++ with leading spacing uses T // (N + 1) as its stride, which
+        // is 0 for N >= T and repeats timesteps; those steps do nothing (diffusers divides 0 by 0) and the sample is
+        // noise. Refuse rather than return garbage.
+        for (var i = 1; i < sampler.Timesteps.Count; i++)
+        {
+            if (sampler.Timesteps[i] >= sampler.Timesteps[i - 1])
+            {
+                var name = SamplerSettings.WireName(settings.Kind);
+                var distinct = sampler.Timesteps.Distinct().Count();
+                throw new ArgumentOutOfRangeException("steps", settings.Steps, $"steps {settings.Steps} with {spacing.ToString().ToLowerInvariant()} timestep spacing gives the {name} sampler only {distinct} distinct timesteps (it repeats timestep {sampler.Timesteps[i]}); use fewer steps or timestep_spacing trailing or linspace.");
+            }
+        }
+
         // steps_offset can push leading timesteps past the last trained one (diffusers would index out of range).
         if (sampler.Timesteps[0] > trainSteps - 1)
         {
