@@ -101,11 +101,38 @@ def write_golden(module, cases, input_names, output_names, path):
     assert size < 300_000, f"{path} is {size} bytes"
 
 
-def write_manifest(name, manifest):
-    path = os.path.join(MODELS, name, "model.json")
+def write_manifest(name, manifest, folder=None):
+    path = os.path.join(folder or os.path.join(MODELS, name), "model.json")
     with open(path, "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
+
+
+def staging_dir(name):
+    """A fresh folder to export a model into before swap_in: models/training/.staging/<name> (same file system,
+    not a model folder the service scans)."""
+    path = os.path.join(HERE, ".staging", name)
+    if os.path.isdir(path):
+        import shutil
+        shutil.rmtree(path)
+    os.makedirs(path)
+    return path
+
+
+def swap_in(staging, final):
+    """Move a complete export into models/<name>/ file by file with os.replace (atomic per file), graphs and
+    goldens first and model.json last, so readers never see a half-written file."""
+    files = []
+    for root, _, names in os.walk(staging):
+        for n in names:
+            files.append(os.path.relpath(os.path.join(root, n), staging))
+    files.sort(key=lambda f: f == "model.json")
+    for f in files:
+        dst = os.path.join(final, f)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.replace(os.path.join(staging, f), dst)
+    import shutil
+    shutil.rmtree(staging)
 
 
 def save_grid(samples, path, nrow=10, scale=4):

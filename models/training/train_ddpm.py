@@ -2,8 +2,22 @@
 
 The denoiser is a residual MLP over the 64 pixels; sinusoidal time embedding plus a class embedding with an
 11th row (null class 10) that training uses for 10% of the examples, so classifier-free guidance works.
-Samplers here re-implement diffusers' DDIMScheduler / DDPMScheduler equations for the evaluation.
+Samplers here re-implement diffusers' DDIMScheduler / DDPMScheduler equations for the evaluation, plus
+DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion Probabilistic
+Models", Algorithm 2 / eq. 8) from the published equations.
+
+v2 = v1 + a second stage. v1 (stage 1: 8,000 steps, one-cycle lr) met the targets with ancestral DDPM-1000
+(99.2% / FID 8.5) but not with the deterministic few-step samplers the service defaults to (DDIM-50: 92.9% /
+FID 26.7): their error is the accumulated error of the epsilon predictions, which only more training reduces.
+Stage 2 continues from the stage-1 EMA weights with a larger batch at a constant lr and a slower EMA; the EMA
+is scored with DDIM-50 every EVAL_EVERY steps on a selection seed (321) and the best checkpoint is kept; the
+card reports other seeds (123) so the reported numbers are not the ones the selection was made on.
+
+    python3 train_ddpm.py                         # stage 1 + stage 2 (what train_all.sh runs)
+    python3 train_ddpm.py --stage1-from X.onnx    # take the stage-1 EMA weights from the v1 export instead
 """
+import argparse
+import copy
 import math
 import os
 import sys
@@ -18,6 +32,9 @@ import common  # noqa: E402
 import evaluate  # noqa: E402
 
 NAME, STEPS, BATCH, WIDTH, BLOCKS = "digits-ddpm", 8000, 128, 192, 4
+# stage 2: a fixed step count so train_all.sh reproduces the run; GS_DEADLINE_MIN only cuts a run short
+STEPS2 = int(os.environ.get("GS_DDPM_STEPS2", "6000"))
+BATCH2, LR2, EMA2, EVAL_EVERY = 256, 2e-4, 0.9995, 2000
 T = 1000
 NULL = 10
 SCHEDULER = {"num_train_timesteps": T, "beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02,
@@ -104,7 +121,94 @@ def ddpm(model, y, w, gen):
     return x.float().reshape(len(y), 64).numpy()
 
 
+@torch.no_grad()
+def dpmpp_2m(model, y, steps, w, gen):
+    """DPM-Solver++(2M), data prediction, on the discrete VP schedule: alpha_t = sqrt(abar_t),
+    sigma_t = sqrt(1 - abar_t), lambda_t = log(alpha_t / sigma_t); timesteps linspace(999, 0, steps + 1) rounded
+    (the last step lands on t = 0, abar = 0.9999, whose x is returned). First step first order (DDIM), then
+    x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i (e^{-h_i} - 1) D_i with
+    D_i = (1 + 1/(2 r_i)) x0_{i-1} - 1/(2 r_i) x0_{i-2}, r_i = h_{i-1} / h_i."""
+    x = torch.randn(len(y), 1, 8, 8, generator=gen, dtype=torch.float64)
+    ts = np.linspace(T - 1, 0, steps + 1).round().astype(np.int64)
+    alpha = alphas_cumprod.sqrt()
+    sigma = (1 - alphas_cumprod).sqrt()
+    lam = alpha.log() - sigma.log()
+    x0_prev, h_prev = None, None
+    for i in range(steps):
+        s_, t_ = int(ts[i]), int(ts[i + 1])
+        e = eps_fn(model, x.float(), s_, y, w)
+        x0 = (x - sigma[s_] * e) / alpha[s_]
+        h = lam[t_] - lam[s_]
+        if x0_prev is None:
+            d = x0
+        else:
+            r = h_prev / h
+            d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
+        x = (sigma[t_] / sigma[s_]) * x - alpha[t_] * torch.expm1(-h) * d
+        x0_prev, h_prev = x0, h
+    return x.float().reshape(len(y), 64).numpy()
+
+
+def load_from_onnx(model, path):
+    """Stage-1 weights from an exported denoiser (initializer names are the PyTorch parameter names)."""
+    import onnx
+    from onnx import numpy_helper
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer}
+    state = model.state_dict()
+    for k in state:
+        if k == "freqs":
+            continue
+        state[k] = torch.from_numpy(inits[k].copy())
+    model.load_state_dict(state)
+
+
+def stage2(start, xt, yt, timer):
+    """Continue from the stage-1 EMA weights: AdamW at a constant lr, batch 256, EMA 0.9995 (a constant lr with
+    an EMA can be stopped at any checkpoint, so a deadline-cut run is reproduced by its step count)."""
+    deadline = float(os.environ.get("GS_DEADLINE_MIN", "1e9"))
+    model = copy.deepcopy(start).train()
+    ema = copy.deepcopy(start)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR2, weight_decay=0.0)
+    ac = alphas_cumprod.float()
+    labels = torch.arange(10).repeat_interleave(100)
+    best, best_state, best_step, done = None, None, 0, 0
+    ema.eval()
+    m0 = evaluate.evaluate(ddim(ema, labels, 50, 1.0, torch.Generator().manual_seed(321)), labels.numpy())
+    print(f"stage 2 start ddim50(seed 321) {m0}", flush=True)
+    best, best_state = m0, copy.deepcopy(ema.state_dict())
+    for step in range(STEPS2):
+        idx = torch.randint(0, len(yt), (BATCH2,))
+        x0, yb = xt[idx], yt[idx].clone()
+        yb[torch.rand(BATCH2) < 0.1] = NULL
+        t = torch.randint(0, T, (BATCH2,))
+        noise = torch.randn_like(x0)
+        a = ac[t].reshape(-1, 1, 1, 1)
+        loss = F.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, yb), noise)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.mul_(EMA2).add_(pm, alpha=1 - EMA2)
+        done = step + 1
+        if done % EVAL_EVERY == 0 or done == STEPS2:
+            m = evaluate.evaluate(ddim(ema, labels, 50, 1.0, torch.Generator().manual_seed(321)), labels.numpy())
+            if m["fid"] < best["fid"]:
+                best, best_state, best_step = m, copy.deepcopy(ema.state_dict()), done
+            print(f"stage 2 step {done} loss {loss.item():.4f} ddim50(seed 321) {m} best step {best_step} "
+                  f"{timer.minutes()} min", flush=True)
+            if timer.minutes() > deadline:
+                print(f"deadline: stopping after {done} steps", flush=True)
+                break
+    ema.load_state_dict(best_state)
+    return ema.eval(), done, best_step
+
+
 def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--stage1-from")
+    args = p.parse_args()
     common.setup(4)
     timer = common.Timer()
     x, _, y, tr, _ = common.digits()
@@ -112,10 +216,13 @@ def main():
     model = Denoiser()
     ema = Denoiser()
     ema.load_state_dict(model.state_dict())
+    stage1_steps = 0 if args.stage1_from else STEPS
+    if args.stage1_from:
+        load_from_onnx(ema, args.stage1_from)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=STEPS, pct_start=0.05)
     ac = alphas_cumprod.float()
-    for step in range(STEPS):
+    for step in range(stage1_steps):
         idx = torch.randint(0, len(yt), (BATCH,))
         x0, yb = xt[idx], yt[idx].clone()
         yb[torch.rand(BATCH) < 0.1] = NULL
@@ -135,20 +242,27 @@ def main():
         if step % 1000 == 0:
             print(f"step {step} loss {loss.item():.4f} {timer.minutes()} min", flush=True)
     ema.eval()
+    stage1_minutes = timer.minutes()
+    torch.manual_seed(44)  # stage 2 draws from its own seed whether stage 1 ran here or came from the v1 export
+    ema, steps2_done, best_step = stage2(ema, xt, yt, timer)
     minutes = timer.minutes()
 
     labels = torch.arange(10).repeat_interleave(100)
     metrics = {}
-    for key, fn in [("ddim_50_eta0_guidance1", lambda g: ddim(ema, labels, 50, 1.0, g)),
-                    ("ddim_50_eta0_guidance2", lambda g: ddim(ema, labels, 50, 2.0, g)),
-                    ("ddpm_1000_guidance1", lambda g: ddpm(ema, labels, 1.0, g))]:
+    samplers = [("ddim_50_eta0_guidance1", lambda g: ddim(ema, labels, 50, 1.0, g)),
+                ("dpmpp_2m_20_guidance1", lambda g: dpmpp_2m(ema, labels, 20, 1.0, g)),
+                ("ddim_20_eta0_guidance1", lambda g: ddim(ema, labels, 20, 1.0, g)),
+                ("ddpm_1000_guidance1", lambda g: ddpm(ema, labels, 1.0, g))]
+    for key, fn in samplers[:3]:
         s = fn(torch.Generator().manual_seed(123))
         metrics[key] = evaluate.evaluate(s, labels.numpy())
         print(key, metrics[key], flush=True)
     eval_minutes = timer.minutes() - minutes
 
-    out = os.path.join(common.MODELS, NAME)
-    os.makedirs(out, exist_ok=True)
+    if os.environ.get("GS_NO_EXPORT"):  # smoke tests: train and score only, leave the shipped model alone
+        return
+    final = os.path.join(common.MODELS, NAME)
+    out = common.staging_dir(NAME)
     size = common.export(ema, (torch.randn(2, 1, 8, 8), torch.tensor([10, 500]), torch.tensor([1, 10])),
                          os.path.join(out, "denoiser.onnx"), ["sample", "timestep", "class_label"], ["prediction"],
                          {"sample": {0: "batch"}, "timestep": {0: "batch"}, "class_label": {0: "batch"},
@@ -160,8 +274,8 @@ def main():
         ["sample", "timestep", "class_label"], ["prediction"], os.path.join(out, "golden", "denoiser.json"))
     common.save_grid(ddim(ema, torch.arange(10).repeat(10), 50, 1.0, g2), os.path.join(common.IMG_DIR, f"{NAME}.png"))
     m = metrics["ddim_50_eta0_guidance1"]
-    common.write_manifest(NAME, {
-        "name": NAME, "family": "diffusion", "version": "1",
+    manifest = {
+        "name": NAME, "family": "diffusion", "version": "2",
         "description": "Class-conditional DDPM on 8x8 handwritten digits (epsilon prediction, classifier-free guidance)",
         "output": common.IMAGE_OUTPUT,
         "conditioning": {"num_classes": 10, "labels": common.LABELS, "null_class": NULL},
@@ -174,16 +288,32 @@ def main():
                  "architecture": f"residual MLP denoiser, width {WIDTH}, {BLOCKS} blocks (LayerNorm, SiLU), "
                                  "sinusoidal timestep embedding + 11-row class embedding (row 10 = null class)",
                  "params": sum(p.numel() for p in ema.parameters()),
-                 "training": f"{STEPS} steps, batch {BATCH}, AdamW one-cycle max lr 1e-3, EMA 0.999, "
-                             f"label dropout 10%, seed 4; {minutes} min on 2 CPU cores "
-                             f"(+{round(eval_minutes, 2)} min evaluation)",
+                 "training": f"stage 1: {STEPS} steps, batch {BATCH}, AdamW one-cycle max lr 1e-3, EMA 0.999, "
+                             f"label dropout 10%, seed 4 (v1; "
+                             + (f"weights taken from the v1 export, 38.2 min in the v1 run" if args.stage1_from
+                                else f"{stage1_minutes} min") + "); "
+                             f"stage 2: {steps2_done} steps, batch {BATCH2}, AdamW constant lr {LR2}, EMA {EMA2}, "
+                             f"seed 44, EMA checkpoint of step {best_step} kept (DDIM-50 FID on sampling seed 321, "
+                             f"scored every {EVAL_EVERY} steps); {round(minutes - stage1_minutes, 2)} min; "
+                             f"2 shared CPU cores (+{round(eval_minutes, 2)} min evaluation)",
                  "onnx_bytes": size,
                  "metrics": {
                      "sampler": "DDIM 50 steps, leading spacing, eta 0, guidance_scale 1 (no guidance), "
                                 "100 samples per class, no clipping",
                      "class_accuracy": m["class_accuracy"], "fid": m["fid"], "fid_floor": m["fid_floor"],
                      "by_sampler": metrics,
-                     "evaluator": "models/training/evaluate.py"}}})
+                     "evaluator": "models/training/evaluate.py"}}}
+    common.write_manifest(NAME, manifest, folder=out)
+    common.swap_in(out, final)
+    # ancestral DDPM-1000 is the slow one (about 20x DDIM-50): the model is swapped in first, and its card gains
+    # this row when it is done (model.json rewritten by an atomic rename)
+    key, fn = samplers[3]
+    metrics[key] = evaluate.evaluate(fn(torch.Generator().manual_seed(123)), labels.numpy())
+    print(key, metrics[key], flush=True)
+    manifest["card"]["training"] += f" (+{round(timer.minutes() - minutes, 2)} min with DDPM-1000)"
+    tmp = os.path.join(common.HERE, ".staging", "model.json")
+    common.write_manifest(NAME, manifest, folder=os.path.dirname(tmp))
+    os.replace(tmp, os.path.join(final, "model.json"))
     print("done", NAME, minutes, "min", flush=True)
 
 

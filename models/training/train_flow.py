@@ -3,7 +3,13 @@
 Data space is [-1, 1] with grid step 0.125 (bin_width). Training dequantizes each pixel with centred uniform
 noise inside its bin, x + (u - 1/2) * 0.125, so the continuous density integrated over a bin approximates the
 probability of the discrete value; bits/dim follow MODEL-CONTRACT.md: -(log p(x) + D ln w) / (D ln 2).
+
+v2: v1 trained 200 epochs and over-fitted (held-out 4.17 bits/dim against 1.18 on train; 2.08 after 25 epochs).
+v2 carves a validation subset (VAL_FRACTION of the train split, seeded) out of the TRAIN split, trains on the
+rest and keeps the epoch with the best validation bits/dim (early stopping, patience PATIENCE epochs). The
+held-out split is never looked at until the final report.
 """
+import copy
 import math
 import os
 import sys
@@ -16,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import evaluate  # noqa: E402
 
-NAME, EPOCHS, BATCH, HIDDEN = "digits-flow", 200, 128, 128
+NAME, EPOCHS, BATCH, HIDDEN = "digits-flow", 80, 128, 128
+VAL_FRACTION, VAL_SEED, PATIENCE = 0.15, 33, 15
 BIN = 0.125
 D = 64
 
@@ -112,7 +119,11 @@ def main():
     common.setup(3)
     timer = common.Timer()
     x, _, y, tr, ho = common.digits()
+    perm_v = np.random.RandomState(VAL_SEED).permutation(len(tr))
+    n_val = int(round(VAL_FRACTION * len(tr)))
+    va, tr = np.sort(tr[perm_v[:n_val]]), np.sort(tr[perm_v[n_val:]])
     xt, yt = torch.tensor(x[tr]), torch.tensor(y[tr])
+    xv, yv = torch.tensor(x[va]), torch.tensor(y[va])
     xh, yh = torch.tensor(x[ho]), torch.tensor(y[ho])
     flow = Flow()
     with torch.no_grad():
@@ -120,6 +131,7 @@ def main():
         flow.log_a.copy_(-torch.log(xt.std(0) + 0.1))
     opt = torch.optim.Adam(flow.parameters(), lr=1e-3, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, EPOCHS)
+    best_val, best_state, best_epoch = float("inf"), None, -1
     for epoch in range(EPOCHS):
         flow.train()
         perm = torch.randperm(len(yt))
@@ -132,11 +144,16 @@ def main():
             nn.utils.clip_grad_norm_(flow.parameters(), 10.0)
             opt.step()
         sched.step()
-        if epoch % 25 == 0 or epoch == EPOCHS - 1:
-            with torch.no_grad():
-                deq = bpd(flow.log_prob(xh + (torch.rand_like(xh) - 0.5) * BIN, yh))
-                pt = bpd(flow.log_prob(xh, yh))
-            print(f"epoch {epoch} train {loss.item():.3f} heldout bpd dequant {deq:.3f} point {pt:.3f}", flush=True)
+        flow.eval()
+        with torch.no_grad():
+            val = bpd(flow.log_prob(xv, yv))  # point evaluation, the formula the service reports
+        if val < best_val:
+            best_val, best_state, best_epoch = val, copy.deepcopy(flow.state_dict()), epoch
+        print(f"epoch {epoch} train {loss.item():.3f} val bpd {val:.3f} best epoch {best_epoch}", flush=True)
+        if epoch - best_epoch >= PATIENCE:
+            break
+    epochs_run = epoch + 1
+    flow.load_state_dict(best_state)
     flow.eval()
     minutes = timer.minutes()
     with torch.no_grad():
@@ -150,10 +167,12 @@ def main():
         for temp in (1.0, 0.8, 0.6):
             s = flow.inverse_flow(torch.randn(1000, D, generator=gen) * temp, labels).numpy()
             metrics[f"temperature_{temp}"] = evaluate.evaluate(s, labels.numpy())
-    print("metrics", metrics, "bpd", deq, point, train_point, flush=True)
+    print("metrics", metrics, "bpd", deq, point, train_point, "val", best_val, "epoch", best_epoch, flush=True)
+    if os.environ.get("GS_NO_EXPORT"):  # smoke tests: train and score only, leave the shipped model alone
+        return
 
-    out = os.path.join(common.MODELS, NAME)
-    os.makedirs(out, exist_ok=True)
+    final = os.path.join(common.MODELS, NAME)
+    out = common.staging_dir(NAME)
     fwd, inv = ForwardGraph(flow), InverseGraph(flow)
     dyn = {"sample": {0: "batch"}, "class_label": {0: "batch"}, "latent": {0: "batch"}, "log_det": {0: "batch"}}
     size_f = common.export(fwd, (torch.randn(2, 1, 8, 8), torch.tensor([1, 2])), os.path.join(out, "forward.onnx"),
@@ -173,7 +192,7 @@ def main():
                          os.path.join(common.IMG_DIR, f"{NAME}.png"))
     m = metrics["temperature_0.8"]
     common.write_manifest(NAME, {
-        "name": NAME, "family": "flow", "version": "1",
+        "name": NAME, "family": "flow", "version": "2",
         "description": "Class-conditional RealNVP flow on 8x8 handwritten digits (10 affine couplings)",
         "output": common.IMAGE_OUTPUT,
         "conditioning": {"num_classes": 10, "labels": common.LABELS},
@@ -190,8 +209,11 @@ def main():
                                  f"left/right masks), MLP 64+16 -> {HIDDEN} -> {HIDDEN} -> 128 with a 16-d class "
                                  "embedding, tanh-bounded log-scales",
                  "params": sum(p.numel() for p in flow.parameters()),
-                 "training": f"{EPOCHS} epochs, batch {BATCH}, Adam 1e-3 cosine, centred uniform dequantization "
-                             f"(bin {BIN}), seed 3; {minutes} min on 2 CPU cores",
+                 "training": f"early stopping: kept epoch {best_epoch + 1} of {epochs_run} (cosine schedule over "
+                             f"{EPOCHS}, patience {PATIENCE}) by point bits/dim on a validation subset of "
+                             f"{len(va)} digits carved from the train split (seed {VAL_SEED}; trained on the other "
+                             f"{len(tr)}), batch {BATCH}, Adam 1e-3, centred uniform dequantization (bin {BIN}), "
+                             f"seed 3; {minutes} min on 2 shared CPU cores",
                  "onnx_bytes": size_f + size_i,
                  "metrics": {
                      "heldout_bits_per_dim": round(point, 4),
@@ -199,10 +221,12 @@ def main():
                                                   "-(log p(x) + 64 ln 0.125) / (64 ln 2)",
                      "heldout_bits_per_dim_dequantized": round(float(deq), 4),
                      "train_bits_per_dim": round(train_point, 4),
+                     "validation_bits_per_dim": round(best_val, 4),
                      "sampler": "latent ~ N(0, I) * temperature 0.8, 100 per class (recommended default 0.8)",
                      "class_accuracy": m["class_accuracy"], "fid": m["fid"], "fid_floor": m["fid_floor"],
                      "temperature_1.0": metrics["temperature_1.0"], "temperature_0.6": metrics["temperature_0.6"],
-                     "evaluator": "models/training/evaluate.py"}}})
+                     "evaluator": "models/training/evaluate.py"}}}, folder=out)
+    common.swap_in(out, final)
     print("done", NAME, minutes, "min", flush=True)
 
 

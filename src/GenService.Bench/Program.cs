@@ -17,6 +17,11 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 //
 //   dotnet run --project src/GenService.Bench -c Release -- [--mode all|inprocess|http] [--seconds 5]
 //       [--model digits-gan] [--role generator] [--url http://host:port (else the service starts in-process on 127.0.0.1)]
+//       [--transport json,binary] [--runs 3 (median)] [--max-queue-size N (the served copy's batching.max_queue_size)]
+//       [--config Key=Value,... (service configuration, e.g. GenService:IntraOpNumThreads=1)]
+//
+// --transport binary: the KServe v2 binary tensor extension (JSON header + raw little-endian tensors, outputs
+// asked back as bytes with binary_data_output), so the cost of formatting and parsing numbers drops out.
 //
 // Closed loop: C workers each send a request, wait for the answer, send the next, for --seconds after a warm-up.
 // Reported per (rows, concurrency): requests/s, samples/s, p50/p99 latency and, for HTTP, the service's own cost:
@@ -35,87 +40,117 @@ string modelDir = Path.Combine(root, "models", options.Model);
 string onnx = Path.Combine(modelDir, JsonDocument.Parse(File.ReadAllText(Path.Combine(modelDir, "model.json")))
     .RootElement.GetProperty("graphs").GetProperty(options.Role).GetProperty("file").GetString()!);
 
-Console.WriteLine($"# GenService benchmark: {options.Model}.{options.Role}, {options.Seconds} s per cell, {Environment.ProcessorCount} cores, .NET {Environment.Version}");
-var inProcess = new Dictionary<(int Rows, int Concurrency), Result>();
-if (options.Mode is "all" or "inprocess")
+Console.WriteLine($"# GenService benchmark: {options.Model}.{options.Role}, {options.Seconds} s per cell, median of {options.Runs} run(s), {Environment.ProcessorCount} cores, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load average {LoadAverage()}");
+// Cells are interleaved: for each (rows, concurrency), run 1 of in-process, JSON and binary, then run 2 of each, ...
+// On a shared machine the background load drifts by minutes; interleaving lets every column see the same drift,
+// so the ratios between columns mean something even when the absolute numbers move.
+bool runInProcess = options.Mode is "all" or "inprocess";
+bool runHttp = options.Mode is "all" or "http";
+using var session = new InferenceSession(onnx, new Microsoft.ML.OnnxRuntime.SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL });
+WebApplication? app = null;
+string url = options.Url ?? "";
+if (runHttp && options.Url is null)
 {
-    using var session = new InferenceSession(onnx, new Microsoft.ML.OnnxRuntime.SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL });
-    Console.WriteLine();
-    Console.WriteLine("## In-process ONNX Runtime (InferenceSession.Run, one shared session)");
-    Console.WriteLine(Result.Header(http: false));
-    foreach (int rows in options.Rows)
+    app = await Service.StartAsync(root, options.Model, options.MaxQueueSize, options.Config);
+    url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+}
+
+using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, UseProxy = false })
+{
+    BaseAddress = runHttp ? new Uri(url) : null,
+    Timeout = TimeSpan.FromMinutes(1),
+};
+string route = $"/v2/models/{options.Model}.{options.Role}/infer";
+string[] columns = [.. (runInProcess ? ["inprocess"] : Array.Empty<string>()), .. (runHttp ? options.Transports : [])];
+var results = new Dictionary<(string Column, int Rows, int Concurrency), List<Result>>();
+foreach (int rows in options.Rows)
+{
+    Inputs inputs = Inputs.Create(session, rows);
+    foreach (int c in options.Concurrency)
     {
-        var inputs = Inputs.Create(session, rows);
-        foreach (int c in options.Concurrency)
+        for (int run = 0; run < options.Runs; run++)
         {
-            Result r = await Runner.RunAsync(c, options.Seconds, _ =>
+            foreach (string column in columns)
             {
-                using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> o = session.Run(inputs.Onnx);
-                return ValueTask.FromResult(0.0);
-            }, rows);
-            inProcess[(rows, c)] = r;
-            Console.WriteLine(r.Row(rows, c, null));
+                Func<CancellationToken, ValueTask<double>> call = column == "inprocess"
+                    ? _ =>
+                    {
+                        using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> o = session.Run(inputs.Onnx);
+                        return ValueTask.FromResult(0.0);
+                    }
+                    : HttpCall(client, route, inputs, column == "binary");
+                Result r = await Runner.RunAsync(c, options.Seconds, call, rows);
+                (results.TryGetValue((column, rows, c), out List<Result>? list) ? list : results[(column, rows, c)] = []).Add(r);
+                Console.Error.WriteLine(FormattableString.Invariant($"  {column} rows={rows} c={c} run {run + 1}: {r.RequestsPerSecond:0} req/s, load {LoadAverage()}"));
+            }
         }
     }
 }
 
-if (options.Mode is "all" or "http")
+foreach (string column in columns)
 {
-    WebApplication? app = null;
-    string url = options.Url ?? "";
-    if (options.Url is null)
+    bool http = column != "inprocess";
+    Console.WriteLine();
+    Console.WriteLine(http
+        ? $"## The service over HTTP, {column}: POST {route} ({(options.Url is null ? "Kestrel in this process, 127.0.0.1" : url)}{(options.MaxQueueSize is { } q ? $", max_queue_size {q}" : "")})"
+        : "## In-process ONNX Runtime (InferenceSession.Run, one shared session)");
+    Console.WriteLine(Result.Header(http));
+    foreach (int rows in options.Rows)
     {
-        app = await Service.StartAsync(root);
-        url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        foreach (int c in options.Concurrency)
+        {
+            Result r = Runner.Median(results[(column, rows, c)]);
+            Result? baseline = http && results.TryGetValue(("inprocess", rows, c), out List<Result>? b) ? Runner.Median(b) : null;
+            Console.WriteLine(r.Row(rows, c, baseline));
+        }
     }
+}
 
-    using var session = new InferenceSession(onnx);
-    using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, UseProxy = false })
+Console.WriteLine();
+Console.WriteLine($"load average at the end: {LoadAverage()}");
+if (app is not null)
+{
+    await app.StopAsync();
+    await app.DisposeAsync();
+    Service.DeleteServedCopy();
+}
+
+static Func<CancellationToken, ValueTask<double>> HttpCall(HttpClient client, string route, Inputs inputs, bool binary)
+{
+    byte[] body = binary ? inputs.V2BinaryBody : inputs.V2Body;
+    string headerLength = inputs.V2BinaryHeaderLength.ToString(CultureInfo.InvariantCulture);
+    return async ct =>
     {
-        BaseAddress = new Uri(url),
-        Timeout = TimeSpan.FromMinutes(1),
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new(binary ? "application/octet-stream" : "application/json");
+        if (binary)
+        {
+            content.Headers.TryAddWithoutValidation("Inference-Header-Content-Length", headerLength);
+        }
+
+        using HttpResponseMessage response = await client.PostAsync(route, content, ct);
+        byte[] bytes = await response.Content.ReadAsByteArrayAsync(ct);
+        if (response.StatusCode == HttpStatusCode.TooManyRequests)
+        {
+            // The batcher's bounded queue said no (max_queue_size rows): count it, back off briefly, go on.
+            await Task.Delay(1, ct);
+            return double.NaN;
+        }
+
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            throw new InvalidOperationException($"{response.StatusCode}: {Encoding.UTF8.GetString(bytes)}");
+        }
+
+        // A binary answer is the JSON header, then the output bytes: the timings are in the header.
+        int jsonLength = response.Headers.TryGetValues("Inference-Header-Content-Length", out IEnumerable<string>? split)
+            ? int.Parse(split.First(), CultureInfo.InvariantCulture)
+            : bytes.Length;
+        return ComputeMs(bytes.AsSpan(0, jsonLength));
     };
-    string route = $"/v2/models/{options.Model}.{options.Role}/infer";
-    Console.WriteLine();
-    Console.WriteLine($"## The service over HTTP: POST {route} ({(options.Url is null ? "Kestrel in this process, 127.0.0.1" : url)})");
-    Console.WriteLine(Result.Header(http: true));
-    foreach (int rows in options.Rows)
-    {
-        byte[] body = Inputs.Create(session, rows).V2Body;
-        foreach (int c in options.Concurrency)
-        {
-            Result r = await Runner.RunAsync(c, options.Seconds, async ct =>
-            {
-                using var content = new ByteArrayContent(body);
-                content.Headers.ContentType = new("application/json");
-                using HttpResponseMessage response = await client.PostAsync(route, content, ct);
-                byte[] bytes = await response.Content.ReadAsByteArrayAsync(ct);
-                if (response.StatusCode == HttpStatusCode.TooManyRequests)
-                {
-                    // The batcher's bounded queue said no (max_queue_size rows): count it, back off briefly, go on.
-                    await Task.Delay(1, ct);
-                    return double.NaN;
-                }
-
-                if (response.StatusCode != HttpStatusCode.OK)
-                {
-                    throw new InvalidOperationException($"{response.StatusCode}: {Encoding.UTF8.GetString(bytes)}");
-                }
-
-                return ComputeMs(bytes);
-            }, rows);
-            Console.WriteLine(r.Row(rows, c, inProcess.GetValueOrDefault((rows, c))));
-        }
-    }
-
-    if (app is not null)
-    {
-        await app.StopAsync();
-        await app.DisposeAsync();
-    }
 }
 
-static double ComputeMs(byte[] json)
+static double ComputeMs(ReadOnlySpan<byte> json)
 {
     var reader = new Utf8JsonReader(json);
     while (reader.Read())
@@ -130,6 +165,9 @@ static double ComputeMs(byte[] json)
     return 0;
 }
 
+static string LoadAverage() =>
+    File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
+
 static string FindRoot()
 {
     for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
@@ -143,7 +181,8 @@ static string FindRoot()
     return Directory.GetCurrentDirectory();
 }
 
-internal sealed record BenchOptions(string Mode, int Seconds, string Model, string Role, string? Url, int[] Rows, int[] Concurrency)
+internal sealed record BenchOptions(string Mode, int Seconds, string Model, string Role, string? Url, int[] Rows, int[] Concurrency,
+    string[] Transports, int Runs, int? MaxQueueSize, string[] Config)
 {
     public static BenchOptions Parse(string[] args)
     {
@@ -156,7 +195,10 @@ internal sealed record BenchOptions(string Mode, int Seconds, string Model, stri
         int[] Ints(string name, string fallback) => Get(name, fallback).Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         string? url = Get("url", "");
         return new BenchOptions(Get("mode", "all"), int.Parse(Get("seconds", "5"), CultureInfo.InvariantCulture), Get("model", "digits-gan"),
-            Get("role", "generator"), url.Length == 0 ? null : url, Ints("rows", "1,64"), Ints("concurrency", "1,16,64"));
+            Get("role", "generator"), url.Length == 0 ? null : url, Ints("rows", "1,64"), Ints("concurrency", "1,16,64"),
+            Get("transport", "json,binary").Split(','), int.Parse(Get("runs", "1"), CultureInfo.InvariantCulture),
+            Get("max-queue-size", "") is { Length: > 0 } q ? int.Parse(q, CultureInfo.InvariantCulture) : null,
+            Get("config", "") is { Length: > 0 } c ? c.Split(',') : []);
     }
 }
 
@@ -167,11 +209,18 @@ internal sealed class Inputs
 
     public required byte[] V2Body { get; init; }
 
+    /// <summary>The same tensors for the binary extension: JSON header (binary_data_size per input, outputs as bytes) + raw bytes.</summary>
+    public required byte[] V2BinaryBody { get; init; }
+
+    public required int V2BinaryHeaderLength { get; init; }
+
     public static Inputs Create(InferenceSession session, int rows)
     {
         var rng = new Random(1);
         var onnx = new List<NamedOnnxValue>();
         var v2 = new List<object>();
+        var v2Binary = new List<object>();
+        var tail = new List<byte>();
         foreach ((string name, NodeMetadata meta) in session.InputMetadata)
         {
             int[] dims = meta.Dimensions.Select((d, i) => i == 0 ? rows : d).ToArray();
@@ -181,44 +230,65 @@ internal sealed class Inputs
                 float[] data = Enumerable.Range(0, count).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
                 onnx.Add(NamedOnnxValue.CreateFromTensor(name, new DenseTensor<float>(data, dims)));
                 v2.Add(new { name, shape = dims, datatype = "FP32", data });
+                v2Binary.Add(new { name, shape = dims, datatype = "FP32", parameters = new { binary_data_size = data.Length * 4 } });
+                tail.AddRange(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()).ToArray());
             }
             else
             {
                 long[] data = Enumerable.Range(0, count).Select(i => (long)(i % 10)).ToArray();
                 onnx.Add(NamedOnnxValue.CreateFromTensor(name, new DenseTensor<long>(data, dims)));
                 v2.Add(new { name, shape = dims, datatype = "INT64", data });
+                v2Binary.Add(new { name, shape = dims, datatype = "INT64", parameters = new { binary_data_size = data.Length * 8 } });
+                tail.AddRange(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()).ToArray());
             }
         }
 
-        return new Inputs { Onnx = onnx, V2Body = JsonSerializer.SerializeToUtf8Bytes(new { inputs = v2 }) };
+        byte[] header = JsonSerializer.SerializeToUtf8Bytes(new { inputs = v2Binary, parameters = new { binary_data_output = true } });
+        return new Inputs
+        {
+            Onnx = onnx,
+            V2Body = JsonSerializer.SerializeToUtf8Bytes(new { inputs = v2 }),
+            V2BinaryBody = [.. header, .. tail],
+            V2BinaryHeaderLength = header.Length,
+        };
     }
 }
 
 internal sealed record Result(long Requests, double Seconds, double P50Us, double P99Us, double MeanLatencyUs, double MeanComputeUs, int Rows, long Rejected)
 {
+    /// <summary>req/s of every run when this row is the median of several.</summary>
+    public string Runs { get; init; } = "";
+
     public double RequestsPerSecond => Requests / Seconds;
 
     public static string Header(bool http) => http
-        ? "| rows | concurrency | req/s | samples/s | p50 ms | p99 ms | vs in-process samples/s | overhead/req (latency - compute) | overhead/req (1/rps - 1/rps in-process) | 429s |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-        : "| rows | concurrency | req/s | samples/s | p50 ms | p99 ms |\n| ---: | ---: | ---: | ---: | ---: | ---: |";
+        ? "| rows | concurrency | req/s | samples/s | p50 ms | p99 ms | vs in-process samples/s | server compute/req | overhead/req (latency - compute) | overhead/req (1/rps - 1/rps in-process) | 429s | runs req/s |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        : "| rows | concurrency | req/s | samples/s | p50 ms | p99 ms | runs req/s |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
 
     public string Row(int rows, int concurrency, Result? inProcess)
     {
         string basic = FormattableString.Invariant($"| {rows} | {concurrency} | {RequestsPerSecond:0} | {RequestsPerSecond * rows:0} | {P50Us / 1000:0.000} | {P99Us / 1000:0.000} |");
         if (MeanComputeUs <= 0 && inProcess is null)
         {
-            return basic;
+            return basic + $" {Runs} |";
         }
 
         string ratio = inProcess is null ? "n/a" : FormattableString.Invariant($"{RequestsPerSecond / inProcess.RequestsPerSecond:P0}");
         string throughputOverhead = inProcess is null ? "n/a"
             : FormattableString.Invariant($"{(1e6 / RequestsPerSecond) - (1e6 / inProcess.RequestsPerSecond):0} us");
-        return basic + FormattableString.Invariant($" {ratio} | {MeanLatencyUs - MeanComputeUs:0} us | {throughputOverhead} | {Rejected} |");
+        return basic + FormattableString.Invariant($" {ratio} | {MeanComputeUs:0} us | {MeanLatencyUs - MeanComputeUs:0} us | {throughputOverhead} | {Rejected} | {Runs} |");
     }
 }
 
 internal static class Runner
 {
+    /// <summary>The run with the median req/s, listing every run's req/s (in run order).</summary>
+    public static Result Median(List<Result> results)
+    {
+        Result median = results.OrderBy(r => r.RequestsPerSecond).ElementAt(results.Count / 2);
+        return median with { Runs = string.Join(" / ", results.Select(r => r.RequestsPerSecond.ToString("0", CultureInfo.InvariantCulture))) };
+    }
+
     /// <summary>Closed loop: <paramref name="concurrency"/> workers, 1 s warm-up, then <paramref name="seconds"/> measured.</summary>
     public static async Task<Result> RunAsync(int concurrency, int seconds, Func<CancellationToken, ValueTask<double>> call, int rows)
     {
@@ -275,7 +345,7 @@ internal static class Runner
 /// <summary>The service as Program.cs builds it, on Kestrel at 127.0.0.1 (a free port), request logs at Warning.</summary>
 internal static class Service
 {
-    public static async Task<WebApplication> StartAsync(string root)
+    public static async Task<WebApplication> StartAsync(string root, string model, int? maxQueueSize, string[] config)
     {
         WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -283,10 +353,17 @@ internal static class Service
             EnvironmentName = "Production",
         });
         builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Configuration["GenService:ModelRepository"] = Path.Combine(root, "models");
+        builder.Configuration["GenService:ModelRepository"] = ServedCopy(root, model, maxQueueSize);
 
         // One console line per request would measure the console, not the service.
         builder.Configuration["Serilog:MinimumLevel:Default"] = "Warning";
+
+        // --config Key=Value,... : service settings for the run, e.g. GenService:IntraOpNumThreads=1.
+        foreach (string pair in config)
+        {
+            int eq = pair.IndexOf('=', StringComparison.Ordinal);
+            builder.Configuration[pair[..eq]] = pair[(eq + 1)..];
+        }
         builder.AddGenService();
         WebApplication app = builder.Build();
         app.UseGenService();
@@ -310,5 +387,49 @@ internal static class Service
         }
 
         return app;
+    }
+
+    /// <summary>
+    /// A temp model folder holding only the benchmarked model (links to its files; the others would load, warm up
+    /// and take memory for nothing), with batching.max_queue_size replaced when asked: 64 clients x 64 rows are
+    /// 4,096 rows in flight, over the shipped 1,024.
+    /// </summary>
+    private static string ServedCopyPath => Path.Combine(Path.GetTempPath(), "genservice-bench-" + Environment.ProcessId);
+
+    public static void DeleteServedCopy()
+    {
+        if (Directory.Exists(ServedCopyPath))
+        {
+            Directory.Delete(ServedCopyPath, recursive: true);
+        }
+    }
+
+    private static string ServedCopy(string root, string model, int? maxQueueSize)
+    {
+        string source = Path.Combine(root, "models", model);
+        string repository = ServedCopyPath;
+        string target = Path.Combine(repository, model);
+        if (Directory.Exists(repository))
+        {
+            Directory.Delete(repository, recursive: true);
+        }
+
+        Directory.CreateDirectory(target);
+        foreach (string file in Directory.EnumerateFiles(source))
+        {
+            if (Path.GetFileName(file) != "model.json")
+            {
+                File.CreateSymbolicLink(Path.Combine(target, Path.GetFileName(file)), file);
+            }
+        }
+
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(source, "model.json")))!;
+        if (maxQueueSize is { } q)
+        {
+            manifest["batching"]!["max_queue_size"] = q;
+        }
+
+        File.WriteAllText(Path.Combine(target, "model.json"), manifest.ToJsonString());
+        return repository;
     }
 }

@@ -16,8 +16,12 @@ public static class DiffusionEndpoints
 {
     public static IEndpointRouteBuilder MapDiffusionEndpoints(this IEndpointRouteBuilder app)
     {
+        // The scheduler registry is a host singleton: from DI when AddDiffusionScheduling() registered it, else
+        // built here from configuration (GenService:Diffusion) and captured by the handlers.
+        DiffusionSchedulerRegistry registry = app.ServiceProvider.GetService<DiffusionSchedulerRegistry>() ?? DiffusionSchedulerRegistry.FromHost(app.ServiceProvider);
         RouteGroupBuilder group = app.MapGroup("/v1/diffusion/{model}").WithTags("diffusion");
-        group.MapPost("/samples", SampleAsync).DescribeSampling(
+        group.MapPost("/samples", (string model, DiffusionSampleRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+            => SampleAsync(model, request, http, repository, options, registry)).DescribeSampling(
             "DiffusionSamples",
             "Sample by iterative denoising",
             "`steps` (1..num_train_timesteps, default 50) with `sampler` ddim (default), ddpm, dpm_solver_pp (DPM-Solver++ 2M), euler or " +
@@ -26,7 +30,8 @@ public static class DiffusionEndpoints
             "`progress` events per step, then `result`. `nfe` = denoiser evaluations per sample (doubled under guidance).",
             """{"count": 4, "seed": 42, "class_label": 7, "steps": 20, "sampler": "dpm_solver_pp", "guidance_scale": 2.0}""")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
-        group.MapPost("/interpolations", InterpolateAsync).DescribeSampling(
+        group.MapPost("/interpolations", (string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+            => InterpolateAsync(model, request, http, repository, options, registry)).DescribeSampling(
             "DiffusionInterpolations",
             "Interpolate between starting noises, sampled with deterministic DDIM",
             "`from`/`to` are {\"seed\": s} or {\"latent\": [...]} (x_T before scaling); each frame is sampled with DDIM, eta 0, `steps` (default 50).",
@@ -34,7 +39,7 @@ public static class DiffusionEndpoints
         return app;
     }
 
-    internal static async Task<IResult> SampleAsync(string model, DiffusionSampleRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> SampleAsync(string model, DiffusionSampleRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options, DiffusionSchedulerRegistry registry)
     {
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Diffusion, model);
@@ -47,14 +52,14 @@ public static class DiffusionEndpoints
                 throw new RequestValidationException("stream", "A streamed response is text/event-stream; drop 'Accept: image/png' or 'stream'.");
             }
 
-            return TypedResults.ServerSentEvents(StreamAsync(job, total, http.RequestAborted));
+            return TypedResults.ServerSentEvents(StreamAsync(registry, job, total, http.RequestAborted));
         }
 
-        DiffusionCompleted done = await RunToEndAsync(job, http.RequestAborted);
+        DiffusionCompleted done = await RunToEndAsync(registry, job, http.RequestAborted);
         return Respond(http, job, done, total);
     }
 
-    internal static async Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options, DiffusionSchedulerRegistry registry)
     {
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Diffusion, model);
@@ -86,13 +91,13 @@ public static class DiffusionEndpoints
             throw new RequestValidationException("class_label", $"Model '{manifest.Name}' is class-conditional without a null class: give 'class_label'.");
         }
 
-        DiffusionCompleted done = await RunToEndAsync(job, http.RequestAborted);
+        DiffusionCompleted done = await RunToEndAsync(registry, job, http.RequestAborted);
         return ModelIO.Respond(http, manifest, seed: null, done.Samples, job.ReportedLabels, job.Output, total, done.Timings, job.NetworkEvaluations, positions: t);
     }
 
-    private static async Task<DiffusionCompleted> RunToEndAsync(DiffusionJob job, CancellationToken ct)
+    private static async Task<DiffusionCompleted> RunToEndAsync(DiffusionSchedulerRegistry registry, DiffusionJob job, CancellationToken ct)
     {
-        await foreach (DiffusionEvent e in DiffusionPipeline.RunAsync(job, ct))
+        await foreach (DiffusionEvent e in registry.RunAsync(job, ct, progress: false))
         {
             if (e is DiffusionCompleted done)
             {
@@ -159,9 +164,9 @@ public static class DiffusionEndpoints
     }
 
     /// <summary>SSE: a `progress` event per step, then `result` (the JSON body of the non-streamed answer), or `error`.</summary>
-    private static async IAsyncEnumerable<SseItem<string>> StreamAsync(DiffusionJob job, Stopwatch total, [EnumeratorCancellation] CancellationToken ct)
+    private static async IAsyncEnumerable<SseItem<string>> StreamAsync(DiffusionSchedulerRegistry registry, DiffusionJob job, Stopwatch total, [EnumeratorCancellation] CancellationToken ct)
     {
-        IAsyncEnumerator<DiffusionEvent> events = DiffusionPipeline.RunAsync(job, ct).GetAsyncEnumerator(ct);
+        IAsyncEnumerator<DiffusionEvent> events = registry.RunAsync(job, ct).GetAsyncEnumerator(ct);
         try
         {
             while (true)

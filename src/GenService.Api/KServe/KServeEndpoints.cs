@@ -68,13 +68,21 @@ public static class KServeEndpoints
             .WithSummary("Run a graph")
             .WithDescription("""
                 JSON tensors in, JSON tensors out, through the graph's dynamic batcher. `data` is flat (C order) or
-                nested to the shape; `parameters` are ignored; `outputs` (optional) picks outputs by name. Every input
+                nested to the shape; `outputs` (optional) picks outputs by name. Every input
                 of the graph is required, with its datatype, its rank and its fixed dims; dim 0 (the batch) must be
                 equal across inputs. The response's `parameters` carry the server-side queue_ms, compute_ms and
                 batch_size. Example (digits-gan.generator):
 
                     {"inputs": [{"name": "latent", "shape": [1, 32], "datatype": "FP32", "data": [0.1, -0.3, ...]},
                                 {"name": "class_label", "shape": [1], "datatype": "INT64", "data": [3]}]}
+
+                Binary tensor data extension (as Triton): send the JSON header, then raw little-endian tensor bytes,
+                with `Inference-Header-Content-Length: <JSON header bytes>`; an input with
+                `"parameters": {"binary_data_size": N}` takes the next N bytes (input order; BOOL is 1 byte). Outputs
+                with `"parameters": {"binary_data": true}` (or request `"parameters": {"binary_data_output": true}`)
+                come back the same way: application/octet-stream, the JSON header (each binary output has
+                `parameters.binary_data_size`), then the bytes; the response carries Inference-Header-Content-Length.
+                Other `parameters` are ignored.
                 """)
             // The body is documented by SwaggerExamplesFilter, not .Accepts(): Accepts would make routing refuse
             // a body sent without "Content-Type: application/json" (curl -d) and fall through to the 404 route.
@@ -117,7 +125,7 @@ public static class KServeEndpoints
     }
 
     internal static Ok<V2ServerMetadata> ServerMetadata() =>
-        TypedResults.Ok(new V2ServerMetadata("genservice", ServerVersion, ["model_repository"]));
+        TypedResults.Ok(new V2ServerMetadata("genservice", ServerVersion, ["model_repository", "binary_tensor_data"]));
 
     internal static Ok<V2Live> Live() => TypedResults.Ok(new V2Live(true));
 
@@ -185,7 +193,9 @@ public static class KServeEndpoints
         V2ParsedRequest request;
         try
         {
-            request = V2InferRequestReader.Read(buffer.AsSpan(0, length), graph.Signature);
+            // Binary tensor extension: the first N bytes are the JSON header, the rest raw tensor data.
+            int headerLength = JsonHeaderLength(context.Request, length);
+            request = V2InferRequestReader.Read(buffer.AsSpan(0, headerLength), buffer.AsSpan(headerLength, length - headerLength), graph.Signature);
         }
         finally
         {
@@ -198,9 +208,29 @@ public static class KServeEndpoints
         IReadOnlyList<string> outputs = request.Outputs ?? graph.Signature.Outputs.Select(o => o.Name).ToList();
         string version = repository.Find(graph.ModelName)?.Manifest?.Version ?? "1";
 
-        context.Response.StatusCode = StatusCodes.Status200OK;
-        context.Response.ContentType = "application/json";
-        await V2InferResponseWriter.WriteAsync(context.Response.BodyWriter, graph.V2Name, version, request.Id, result, outputs, aborted);
+        await V2InferResponseWriter.WriteAsync(context.Response, graph.V2Name, version, request, result, outputs, aborted);
+    }
+
+    /// <summary>The JSON part of the body: the Inference-Header-Content-Length header, or the whole body without it.</summary>
+    private static int JsonHeaderLength(HttpRequest request, int bodyLength)
+    {
+        if (!request.Headers.TryGetValue(V2InferResponseWriter.HeaderContentLength, out Microsoft.Extensions.Primitives.StringValues values))
+        {
+            return bodyLength;
+        }
+
+        string? text = values.Count == 1 ? values[0] : null;
+        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int length))
+        {
+            throw new RequestValidationException(V2InferResponseWriter.HeaderContentLength, $"The {V2InferResponseWriter.HeaderContentLength} header must be one non-negative integer (the JSON header's length in bytes), not '{values}'.");
+        }
+
+        if (length > bodyLength)
+        {
+            throw new RequestValidationException(V2InferResponseWriter.HeaderContentLength, $"{V2InferResponseWriter.HeaderContentLength} is {length} bytes but the body has only {bodyLength}.");
+        }
+
+        return length;
     }
 
     /// <summary>The whole body into one pooled buffer (the reader needs it contiguous); the caller returns it.</summary>

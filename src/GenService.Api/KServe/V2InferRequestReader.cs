@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using GenService.Inference;
 using GenService.Inference.Runtime;
@@ -5,8 +7,22 @@ using GenService.Inference.Tensors;
 
 namespace GenService.Api.KServe;
 
-/// <summary>A parsed and validated v2 infer request, ready for <see cref="IGraphRunner.InferAsync"/>.</summary>
-internal sealed record V2ParsedRequest(string? Id, Dictionary<string, Tensor> Inputs, IReadOnlyList<string>? Outputs);
+/// <summary>
+/// A parsed and validated v2 infer request, ready for <see cref="IGraphRunner.InferAsync"/>.
+/// <paramref name="BinaryOutputs"/>: per requested output, whether it goes back as raw bytes (binary tensor
+/// extension); <paramref name="BinaryOutputDefault"/> is the request-level <c>binary_data_output</c> for outputs
+/// not listed (or all of them when <c>outputs</c> is absent).
+/// </summary>
+internal sealed record V2ParsedRequest(
+    string? Id,
+    Dictionary<string, Tensor> Inputs,
+    IReadOnlyList<string>? Outputs,
+    bool BinaryOutputDefault = false,
+    IReadOnlyDictionary<string, bool>? BinaryOutputs = null)
+{
+    public bool IsBinary(string output) =>
+        BinaryOutputs is not null && BinaryOutputs.TryGetValue(output, out bool binary) ? binary : BinaryOutputDefault;
+}
 
 /// <summary>
 /// Reads a v2 infer body straight into typed arrays with <see cref="Utf8JsonReader"/>: no JsonDocument, no
@@ -18,6 +34,13 @@ internal sealed record V2ParsedRequest(string? Id, Dictionary<string, Tensor> In
 ///   pass 2: each data slice -> T[product(shape)], flat or nested, exactly the element count
 /// </code>
 /// Every failure is a <see cref="RequestValidationException"/> naming the field (400 {"error"}).
+/// <para>
+/// Binary tensor data extension (KServe v2 / Triton): the body is a JSON header followed by raw little-endian
+/// tensor bytes (the header's length comes in the <c>Inference-Header-Content-Length</c> HTTP header). An input
+/// with <c>"parameters": {"binary_data_size": N}</c> takes the next N bytes of that tail, in input order, and N
+/// must equal product(shape) x the datatype's size (BOOL: 1 byte). This skips number formatting and parsing,
+/// which for a small model costs several times the model itself.
+/// </para>
 /// </summary>
 internal static class V2InferRequestReader
 {
@@ -30,13 +53,19 @@ internal static class V2InferRequestReader
         public string? Datatype;
         public int DataStart = -1;
         public int DataLength;
+        public long BinarySize = -1;
     }
 
-    public static V2ParsedRequest Read(ReadOnlySpan<byte> body, GraphSignature signature)
+    /// <summary>A JSON body without binary data.</summary>
+    public static V2ParsedRequest Read(ReadOnlySpan<byte> body, GraphSignature signature) => Read(body, [], signature);
+
+    /// <summary>The JSON header and the binary tail that follows it (empty when the request has none).</summary>
+    public static V2ParsedRequest Read(ReadOnlySpan<byte> body, ReadOnlySpan<byte> binary, GraphSignature signature)
     {
         string? id = null;
         List<RawInput>? raw = null;
-        List<string>? outputs = null;
+        List<(string Name, bool? Binary)>? outputs = null;
+        bool binaryOutputDefault = false;
         try
         {
             var reader = new Utf8JsonReader(body, ReaderOptions);
@@ -63,9 +92,14 @@ internal static class V2InferRequestReader
                     id = reader.TokenType == JsonTokenType.String ? reader.GetString()
                         : throw Invalid("id", "'id' must be a string.");
                 }
+                else if (reader.ValueTextEquals("parameters"u8))
+                {
+                    reader.Read();
+                    binaryOutputDefault = ReadBoolParameter(ref reader, "parameters", "binary_data_output"u8) ?? false;
+                }
                 else
                 {
-                    // "parameters" and anything a newer client sends: accepted and ignored.
+                    // Anything a newer client sends: accepted and ignored.
                     reader.Read();
                     reader.Skip();
                 }
@@ -81,19 +115,91 @@ internal static class V2InferRequestReader
             throw Invalid("inputs", $"'inputs' is required: one tensor per graph input ({Names(signature.Inputs)}).");
         }
 
-        Dictionary<string, Tensor> tensors = Validate(raw, signature, body);
-        if (outputs is not null)
+        Dictionary<string, Tensor> tensors = Validate(raw, signature, body, binary);
+        if (outputs is null)
         {
-            for (int i = 0; i < outputs.Count; i++)
+            return new V2ParsedRequest(id, tensors, null, binaryOutputDefault);
+        }
+
+        var names = new List<string>(outputs.Count);
+        Dictionary<string, bool>? binaryOutputs = null;
+        for (int i = 0; i < outputs.Count; i++)
+        {
+            (string name, bool? isBinary) = outputs[i];
+            if (!signature.Outputs.Any(o => o.Name == name))
             {
-                if (!signature.Outputs.Any(o => o.Name == outputs[i]))
-                {
-                    throw Invalid($"outputs[{i}].name", $"No output named '{outputs[i]}'; this graph's outputs are {Names(signature.Outputs)}.");
-                }
+                throw Invalid($"outputs[{i}].name", $"No output named '{name}'; this graph's outputs are {Names(signature.Outputs)}.");
+            }
+
+            names.Add(name);
+            if (isBinary is { } b)
+            {
+                (binaryOutputs ??= new(StringComparer.Ordinal))[name] = b;
             }
         }
 
-        return new V2ParsedRequest(id, tensors, outputs);
+        return new V2ParsedRequest(id, tensors, names, binaryOutputDefault, binaryOutputs);
+    }
+
+    /// <summary>
+    /// A <c>parameters</c> object: returns the boolean <paramref name="key"/> if present (null if absent), skips
+    /// every other parameter (the protocol lets clients send their own).
+    /// </summary>
+    private static bool? ReadBoolParameter(ref Utf8JsonReader reader, string at, ReadOnlySpan<byte> key)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw Invalid(at, $"'{at}' must be an object.");
+        }
+
+        bool? value = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            bool match = reader.ValueTextEquals(key);
+            reader.Read();
+            if (!match)
+            {
+                reader.Skip();
+                continue;
+            }
+
+            value = reader.TokenType switch
+            {
+                JsonTokenType.True => true,
+                JsonTokenType.False => false,
+                _ => throw Invalid($"{at}.{System.Text.Encoding.UTF8.GetString(key)}", $"'{at}.{System.Text.Encoding.UTF8.GetString(key)}' must be true or false."),
+            };
+        }
+
+        return value;
+    }
+
+    /// <summary>An input's <c>parameters</c>: <c>binary_data_size</c> (bytes, &gt;= 0) or -1 when absent.</summary>
+    private static long ReadBinaryDataSize(ref Utf8JsonReader reader, string at)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw Invalid(at, $"'{at}' must be an object.");
+        }
+
+        long size = -1;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            bool match = reader.ValueTextEquals("binary_data_size"u8);
+            reader.Read();
+            if (!match)
+            {
+                reader.Skip();
+                continue;
+            }
+
+            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out size) || size < 0)
+            {
+                throw Invalid($"{at}.binary_data_size", $"'{at}.binary_data_size' must be a non-negative integer (bytes).");
+            }
+        }
+
+        return size;
     }
 
     private static List<RawInput> ReadInputs(ref Utf8JsonReader reader)
@@ -144,6 +250,11 @@ internal static class V2InferRequestReader
                     reader.Skip();
                     input.DataLength = checked((int)reader.BytesConsumed) - input.DataStart;
                 }
+                else if (reader.ValueTextEquals("parameters"u8))
+                {
+                    reader.Read();
+                    input.BinarySize = ReadBinaryDataSize(ref reader, $"{at}.parameters");
+                }
                 else
                 {
                     reader.Read();
@@ -178,14 +289,14 @@ internal static class V2InferRequestReader
         return [.. dims];
     }
 
-    private static List<string> ReadOutputs(ref Utf8JsonReader reader)
+    private static List<(string Name, bool? Binary)> ReadOutputs(ref Utf8JsonReader reader)
     {
         if (reader.TokenType != JsonTokenType.StartArray)
         {
             throw Invalid("outputs", "'outputs' must be an array of {\"name\": ...}.");
         }
 
-        var names = new List<string>();
+        var names = new List<(string, bool?)>();
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             string at = $"outputs[{names.Count}]";
@@ -195,13 +306,19 @@ internal static class V2InferRequestReader
             }
 
             string? name = null;
+            bool? binary = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 bool isName = reader.ValueTextEquals("name"u8);
+                bool isParameters = reader.ValueTextEquals("parameters"u8);
                 reader.Read();
                 if (isName && reader.TokenType == JsonTokenType.String)
                 {
                     name = reader.GetString();
+                }
+                else if (isParameters)
+                {
+                    binary = ReadBoolParameter(ref reader, $"{at}.parameters", "binary_data"u8);
                 }
                 else
                 {
@@ -209,16 +326,17 @@ internal static class V2InferRequestReader
                 }
             }
 
-            names.Add(name ?? throw Invalid($"{at}.name", $"'{at}.name' is required."));
+            names.Add((name ?? throw Invalid($"{at}.name", $"'{at}.name' is required."), binary));
         }
 
         return names;
     }
 
-    private static Dictionary<string, Tensor> Validate(List<RawInput> raw, GraphSignature signature, ReadOnlySpan<byte> body)
+    private static Dictionary<string, Tensor> Validate(List<RawInput> raw, GraphSignature signature, ReadOnlySpan<byte> body, ReadOnlySpan<byte> binary)
     {
         var tensors = new Dictionary<string, Tensor>(raw.Count, StringComparer.Ordinal);
         long batch = -1;
+        int binaryOffset = 0;
         for (int i = 0; i < raw.Count; i++)
         {
             RawInput input = raw[i];
@@ -250,15 +368,39 @@ internal static class V2InferRequestReader
             }
 
             batch = shape[0];
-            if (input.DataStart < 0)
-            {
-                throw Invalid($"{at}.data", $"'{at}.data' is required.");
-            }
-
             long count = Tensor.ElementCount(shape);
             if (count > Array.MaxLength)
             {
                 throw Invalid($"{at}.shape", $"Shape {Format(shape)} has too many elements.");
+            }
+
+            if (input.BinarySize >= 0)
+            {
+                if (input.DataStart >= 0)
+                {
+                    throw Invalid($"{at}.data", $"Input '{name}' has both 'data' and 'parameters.binary_data_size'; send one of them.");
+                }
+
+                int size = ElementSize(spec.ElementType);
+                long needed = count * size;
+                if (input.BinarySize != needed)
+                {
+                    throw Invalid($"{at}.parameters.binary_data_size", $"Input '{name}' has binary_data_size {input.BinarySize} but shape {Format(shape)} of {expected} needs {needed} bytes ({count} elements x {size}).");
+                }
+
+                if (needed > binary.Length - binaryOffset)
+                {
+                    throw Invalid($"{at}.parameters.binary_data_size", $"Input '{name}' needs {needed} bytes of binary data at offset {binaryOffset}, but the body has only {binary.Length} bytes after the JSON header (Inference-Header-Content-Length).");
+                }
+
+                tensors[name] = new Tensor(spec.ElementType, shape, ReadBinary(binary.Slice(binaryOffset, (int)needed), spec.ElementType, (int)count));
+                binaryOffset += (int)needed;
+                continue;
+            }
+
+            if (input.DataStart < 0)
+            {
+                throw Invalid($"{at}.data", $"'{at}.data' is required (or 'parameters.binary_data_size' with binary data after the JSON header).");
             }
 
             ReadOnlySpan<byte> data = body.Slice(input.DataStart, input.DataLength);
@@ -272,6 +414,11 @@ internal static class V2InferRequestReader
                 _ => throw new InvalidOperationException($"Unhandled element type {spec.ElementType}."),
             };
             tensors[name] = new Tensor(spec.ElementType, shape, values);
+        }
+
+        if (binaryOffset != binary.Length)
+        {
+            throw Invalid("inputs", $"The body has {binary.Length} bytes of binary data after the JSON header but the inputs' binary_data_size add up to {binaryOffset}.");
         }
 
         foreach (TensorSpec spec in signature.Inputs)
@@ -303,6 +450,70 @@ internal static class V2InferRequestReader
             {
                 throw Invalid(at, $"Input '{spec.Name}' must have shape {ExampleShape(spec)} (-1 = any); dim {d} is {shape[d]}, not {spec.Dims[d]}.");
             }
+        }
+    }
+
+    /// <summary>Bytes per element in the binary tensor extension (BOOL is one byte, 0 = false).</summary>
+    internal static int ElementSize(TensorElementType type) => type switch
+    {
+        TensorElementType.Float32 or TensorElementType.Int32 => 4,
+        TensorElementType.Float64 or TensorElementType.Int64 => 8,
+        TensorElementType.Bool => 1,
+        _ => throw new ArgumentOutOfRangeException(nameof(type)),
+    };
+
+    /// <summary>Little-endian bytes -> a new typed array (a straight copy on little-endian machines).</summary>
+    private static Array ReadBinary(ReadOnlySpan<byte> bytes, TensorElementType type, int count)
+    {
+        switch (type)
+        {
+            case TensorElementType.Float32:
+                var f = new float[count];
+                bytes.CopyTo(MemoryMarshal.AsBytes(f.AsSpan()));
+                FromLittleEndian(MemoryMarshal.Cast<float, int>(f.AsSpan()));
+                return f;
+            case TensorElementType.Float64:
+                var d = new double[count];
+                bytes.CopyTo(MemoryMarshal.AsBytes(d.AsSpan()));
+                FromLittleEndian(MemoryMarshal.Cast<double, long>(d.AsSpan()));
+                return d;
+            case TensorElementType.Int32:
+                var n = new int[count];
+                bytes.CopyTo(MemoryMarshal.AsBytes(n.AsSpan()));
+                FromLittleEndian(n.AsSpan());
+                return n;
+            case TensorElementType.Int64:
+                var l = new long[count];
+                bytes.CopyTo(MemoryMarshal.AsBytes(l.AsSpan()));
+                FromLittleEndian(l.AsSpan());
+                return l;
+            case TensorElementType.Bool:
+                // Not a byte copy: a bool must hold 0 or 1, and clients may send any non-zero byte for true.
+                var b = new bool[count];
+                for (int i = 0; i < count; i++)
+                {
+                    b[i] = bytes[i] != 0;
+                }
+
+                return b;
+            default:
+                throw new InvalidOperationException($"Unhandled element type {type}.");
+        }
+    }
+
+    private static void FromLittleEndian(Span<int> values)
+    {
+        if (!BitConverter.IsLittleEndian)
+        {
+            BinaryPrimitives.ReverseEndianness(values, values);
+        }
+    }
+
+    private static void FromLittleEndian(Span<long> values)
+    {
+        if (!BitConverter.IsLittleEndian)
+        {
+            BinaryPrimitives.ReverseEndianness(values, values);
         }
     }
 

@@ -1,4 +1,8 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
 using System.IO.Pipelines;
+using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using GenService.Inference.Runtime;
@@ -9,23 +13,162 @@ namespace GenService.Api.KServe;
 /// <summary>
 /// Writes the v2 infer response straight into the response pipe with <see cref="Utf8JsonWriter"/>,
 /// flushing every few thousand elements so a large output never sits whole in a second buffer.
+/// When the request asks for binary outputs (binary tensor extension) the JSON header is written into a small
+/// buffer first, because its length must go out in the <c>Inference-Header-Content-Length</c> HTTP header
+/// before the body starts; the raw little-endian output bytes follow it.
 /// </summary>
 internal static class V2InferResponseWriter
 {
+    /// <summary>The HTTP header carrying the JSON header's length in binary-extension requests and responses.</summary>
+    public const string HeaderContentLength = "Inference-Header-Content-Length";
+
     private const int FlushEvery = 16 * 1024;
+    private const int BinaryChunkBytes = 64 * 1024;
 
-    private static readonly JsonWriterOptions WriterOptions = new() { SkipValidation = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
-    public static async Task WriteAsync(
-        PipeWriter pipe,
+    /// <summary>Writes status, content type and body: JSON, or JSON header + binary tensors when any output is binary.</summary>
+    public static Task WriteAsync(
+        HttpResponse response,
         string modelName,
         string modelVersion,
-        string? id,
+        V2ParsedRequest request,
         InferenceResult result,
         IReadOnlyList<string> outputNames,
         CancellationToken cancellationToken)
     {
-        await using var writer = new Utf8JsonWriter(pipe, WriterOptions);
+        response.StatusCode = StatusCodes.Status200OK;
+        bool anyBinary = false;
+        foreach (string name in outputNames)
+        {
+            anyBinary |= request.IsBinary(name);
+        }
+
+        if (!anyBinary)
+        {
+            response.ContentType = "application/json";
+            return WriteAsync(response.BodyWriter, modelName, modelVersion, request.Id, result, outputNames, cancellationToken);
+        }
+
+        return WriteBinaryAsync(response, modelName, modelVersion, request, result, outputNames, cancellationToken);
+    }
+
+    private static async Task WriteBinaryAsync(
+        HttpResponse response,
+        string modelName,
+        string modelVersion,
+        V2ParsedRequest request,
+        InferenceResult result,
+        IReadOnlyList<string> outputNames,
+        CancellationToken cancellationToken)
+    {
+        var header = new ArrayBufferWriter<byte>(512);
+        long binaryBytes = 0;
+        using (var writer = new Utf8JsonWriter(header, WriterOptions))
+        {
+            WriteEnvelopeStart(writer, modelName, modelVersion, request.Id, result);
+            foreach (string name in outputNames)
+            {
+                Tensor tensor = result.Outputs[name];
+                WriteTensorStart(writer, name, tensor);
+                if (request.IsBinary(name))
+                {
+                    long size = (long)tensor.Data.Length * V2InferRequestReader.ElementSize(tensor.ElementType);
+                    binaryBytes += size;
+                    writer.WriteStartObject("parameters"u8);
+                    writer.WriteNumber("binary_data_size"u8, size);
+                    writer.WriteEndObject();
+                }
+                else
+                {
+                    writer.WriteStartArray("data"u8);
+                    WriteRange(writer, tensor.Data, 0, tensor.Data.Length);
+                    writer.WriteEndArray();
+                }
+
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        // Triton answers binary responses as application/octet-stream; clients find the split in the header.
+        response.ContentType = "application/octet-stream";
+        response.Headers[HeaderContentLength] = header.WrittenCount.ToString(CultureInfo.InvariantCulture);
+        response.ContentLength = header.WrittenCount + binaryBytes;
+        PipeWriter pipe = response.BodyWriter;
+        pipe.Write(header.WrittenSpan);
+        foreach (string name in outputNames)
+        {
+            if (request.IsBinary(name))
+            {
+                await WriteBytesAsync(pipe, result.Outputs[name].Data, cancellationToken);
+            }
+        }
+
+        await pipe.FlushAsync(cancellationToken);
+    }
+
+    /// <summary>The tensor's elements as little-endian bytes, in chunks so a large output is flushed as it goes.</summary>
+    private static async Task WriteBytesAsync(PipeWriter pipe, Array data, CancellationToken cancellationToken)
+    {
+        if (!BitConverter.IsLittleEndian)
+        {
+            data = ToLittleEndianCopy(data);
+        }
+
+        int total = Buffer.ByteLength(data);
+        for (int start = 0; start < total; start += BinaryChunkBytes)
+        {
+            int length = Math.Min(BinaryChunkBytes, total - start);
+            pipe.Write(Bytes(data).Slice(start, length));
+            if (start + length < total)
+            {
+                await pipe.FlushAsync(cancellationToken);
+            }
+        }
+    }
+
+    private static ReadOnlySpan<byte> Bytes(Array data) => data switch
+    {
+        float[] f => MemoryMarshal.AsBytes(f.AsSpan()),
+        double[] d => MemoryMarshal.AsBytes(d.AsSpan()),
+        int[] n => MemoryMarshal.AsBytes(n.AsSpan()),
+        long[] l => MemoryMarshal.AsBytes(l.AsSpan()),
+
+        // A .NET bool is one byte holding 0 or 1: exactly the extension's BOOL encoding.
+        bool[] b => MemoryMarshal.AsBytes(b.AsSpan()),
+        _ => throw new InvalidOperationException($"Unsupported tensor data {data.GetType().Name}."),
+    };
+
+    private static Array ToLittleEndianCopy(Array data)
+    {
+        switch (data)
+        {
+            case float[] f:
+                var fc = (float[])f.Clone();
+                Span<int> fi = MemoryMarshal.Cast<float, int>(fc.AsSpan());
+                BinaryPrimitives.ReverseEndianness(fi, fi);
+                return fc;
+            case double[] d:
+                var dc = (double[])d.Clone();
+                Span<long> dl = MemoryMarshal.Cast<double, long>(dc.AsSpan());
+                BinaryPrimitives.ReverseEndianness(dl, dl);
+                return dc;
+            case int[] n:
+                var nc = (int[])n.Clone();
+                BinaryPrimitives.ReverseEndianness(nc, nc);
+                return nc;
+            case long[] l:
+                var lc = (long[])l.Clone();
+                BinaryPrimitives.ReverseEndianness(lc, lc);
+                return lc;
+            default:
+                return data;
+        }
+    }
+
+    private static void WriteEnvelopeStart(Utf8JsonWriter writer, string modelName, string modelVersion, string? id, InferenceResult result)
+    {
         writer.WriteStartObject();
         writer.WriteString("model_name"u8, modelName);
         writer.WriteString("model_version"u8, modelVersion);
@@ -40,21 +183,41 @@ internal static class V2InferResponseWriter
         writer.WriteNumber("compute_ms"u8, result.ComputeTime.TotalMilliseconds);
         writer.WriteNumber("batch_size"u8, result.BatchSize);
         writer.WriteEndObject();
-
         writer.WriteStartArray("outputs"u8);
+    }
+
+    private static void WriteTensorStart(Utf8JsonWriter writer, string name, Tensor tensor)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("name"u8, name);
+        writer.WriteString("datatype"u8, Tensor.V2Name(tensor.ElementType));
+        writer.WriteStartArray("shape"u8);
+        foreach (long d in tensor.Shape)
+        {
+            writer.WriteNumberValue(d);
+        }
+
+        writer.WriteEndArray();
+    }
+
+    private static readonly JsonWriterOptions WriterOptions = new() { SkipValidation = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>The plain JSON response into the response pipe.</summary>
+    public static async Task WriteAsync(
+        PipeWriter pipe,
+        string modelName,
+        string modelVersion,
+        string? id,
+        InferenceResult result,
+        IReadOnlyList<string> outputNames,
+        CancellationToken cancellationToken)
+    {
+        await using var writer = new Utf8JsonWriter(pipe, WriterOptions);
+        WriteEnvelopeStart(writer, modelName, modelVersion, id, result);
         foreach (string name in outputNames)
         {
             Tensor tensor = result.Outputs[name];
-            writer.WriteStartObject();
-            writer.WriteString("name"u8, name);
-            writer.WriteString("datatype"u8, Tensor.V2Name(tensor.ElementType));
-            writer.WriteStartArray("shape"u8);
-            foreach (long d in tensor.Shape)
-            {
-                writer.WriteNumberValue(d);
-            }
-
-            writer.WriteEndArray();
+            WriteTensorStart(writer, name, tensor);
             writer.WriteStartArray("data"u8);
             int length = tensor.Data.Length;
             for (int start = 0; start < length; start += FlushEvery)

@@ -21,8 +21,11 @@ namespace GenService.Api.Families.Diffusion;
 ///     eps  = uncond + g (cond - uncond)   (guidance)
 ///     x_i  = sampler.step(state_i, eps_i, x_i, noise_i)   noise_i from NoiseStream(seed, i, StepNoise)
 /// </code>
-/// The denoiser calls go through the graph's dynamic batcher, so steps of concurrent requests share batches.
-/// Sample i depends only on (seed, i, parameters): its latent and its step noise come from its own streams.
+/// Two loops run it (GenService:Diffusion:Scheduling): <see cref="DiffusionScheduler"/> (iteration-level, default:
+/// the rows of every in-flight request in one denoiser call per iteration) or <see cref="DiffusionPipeline.RunAsync"/>
+/// (request-level: one call per step with this request's rows; the graph's dynamic batcher merges concurrent calls).
+/// Both step each sample through a <see cref="DiffusionSampleCursor"/>, so sample i depends only on (seed, i,
+/// parameters): its latent and its step noise come from its own streams, consumed in its own step order.
 /// </summary>
 internal sealed class DiffusionJob
 {
@@ -217,119 +220,174 @@ internal sealed record DiffusionStepDone(DiffusionProgress Progress) : Diffusion
 
 internal sealed record DiffusionCompleted(float[][] Samples, List<Intermediate>[]? Intermediates, InferenceTimings Timings) : DiffusionEvent;
 
-/// <summary>Runs a <see cref="DiffusionJob"/> step by step (request-level: all of one request's rows per call).</summary>
-internal static class DiffusionPipeline
+/// <summary>
+/// One denoiser call over the current step of any set of samples (of one request or of many): a sample row per
+/// sample at its own timestep, followed by its null-class row under guidance. Input names are resolved once.
+/// </summary>
+internal sealed class DenoiserBatch
 {
-    public static async IAsyncEnumerable<DiffusionEvent> RunAsync(DiffusionJob job, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        var clock = Stopwatch.StartNew();
-        IDiffusionSampler sampler = job.Sampler;
-        IGraphRunner denoiser = job.Denoiser;
-        int n = job.Count;
-        int elements = job.Manifest.SampleElements;
-        int[] shape = job.Manifest.Output.Shape;
-        var timings = new InferenceTimings();
+    private readonly string _sampleName;
+    private readonly string _timestepName;
+    private readonly TensorSpec _timestepSpec;
+    private readonly TensorSpec? _labelSpec;
+    private readonly long[] _sampleDims;
+    private readonly int _elements;
 
-        var states = new ISamplerState[n];
-        var noiseStreams = new NoiseStream[n];
-        for (int i = 0; i < n; i++)
+    public DenoiserBatch(IGraphRunner denoiser, ModelManifest manifest)
+    {
+        Denoiser = denoiser;
+        _sampleName = ModelIO.Input(denoiser, "sample");
+        _timestepName = ModelIO.Input(denoiser, "timestep");
+        _timestepSpec = denoiser.Signature.Inputs.First(s => s.Name == _timestepName);
+        _labelSpec = denoiser.Signature.Inputs.FirstOrDefault(s => s.Canonical == "class_label");
+        PredictionName = ModelIO.Output(denoiser, "prediction");
+        int[] shape = manifest.Output.Shape;
+        _sampleDims = new long[shape.Length + 1];
+        for (int d = 0; d < shape.Length; d++)
         {
-            states[i] = sampler.CreateState(elements);
-            noiseStreams[i] = new NoiseStream(job.Seed, (ulong)i, SeedStreams.StepNoise);
+            _sampleDims[d + 1] = shape[d];
         }
 
-        string sampleName = ModelIO.Input(denoiser, "sample");
-        string timestepName = ModelIO.Input(denoiser, "timestep");
-        TensorSpec timestepSpec = denoiser.Signature.Inputs.First(s => s.Name == timestepName);
-        string predictionName = ModelIO.Output(denoiser, "prediction");
-        int rows = job.Guided ? 2 * n : n;
-        int[]? rowLabels = null;
-        if (job.Labels is { } labels)
+        _elements = manifest.SampleElements;
+    }
+
+    public IGraphRunner Denoiser { get; }
+
+    public string PredictionName { get; }
+
+    /// <summary>Rows of one call over <paramref name="samples"/>.</summary>
+    public static int RowsOf(IReadOnlyList<DiffusionSampleCursor> samples)
+    {
+        int rows = 0;
+        for (int k = 0; k < samples.Count; k++)
         {
-            rowLabels = new int[rows];
-            labels.CopyTo(rowLabels, 0);
-            if (job.Guided)
+            rows += samples[k].Rows;
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// The inputs of one call: rows in the order of <paramref name="samples"/>, guided samples taking two, then
+    /// copies of the first row up to <paramref name="padTo"/> rows (their outputs are ignored).
+    /// </summary>
+    public InferenceRequest Build(IReadOnlyList<DiffusionSampleCursor> samples, int rows, int padTo = 0)
+    {
+        // Fresh arrays per call: the batcher may hold the tensors until the call completes, and the call is
+        // small next to the model run (64 rows of 8x8 = 16 KB).
+        int total = Math.Max(rows, padTo);
+        var input = new float[total * _elements];
+        var timesteps = new double[total];
+        var labels = _labelSpec is null ? null : new double[total];
+        int row = 0;
+        for (int k = 0; k < samples.Count; k++)
+        {
+            DiffusionSampleCursor s = samples[k];
+            Span<float> cond = input.AsSpan(row * _elements, _elements);
+            s.WriteModelInput(cond);
+            timesteps[row] = s.Timestep;
+            if (labels is not null)
             {
-                Array.Fill(rowLabels, job.NullClass!.Value, n, n);
+                labels[row] = s.Label ?? s.UnconditionalLabel;
+            }
+
+            row++;
+            if (s.Rows == 2)
+            {
+                cond.CopyTo(input.AsSpan(row * _elements, _elements));
+                timesteps[row] = s.Timestep;
+                if (labels is not null)
+                {
+                    labels[row] = s.UnconditionalLabel;
+                }
+
+                row++;
             }
         }
 
-        int total = sampler.Timesteps.Count;
-        var snapshotSteps = SnapshotSteps(job.StartStep, total, job.Intermediates);
-        List<Intermediate>[]? intermediates = job.Intermediates > 0 ? [.. Enumerable.Range(0, n).Select(_ => new List<Intermediate>())] : null;
-        var modelInput = new float[rows * elements];
-        var noise = new float[elements];
-        var guided = new float[elements];
-        var x0 = new float[elements];
+        for (int pad = row; pad < total; pad++)
+        {
+            input.AsSpan(0, _elements).CopyTo(input.AsSpan(pad * _elements, _elements));
+            timesteps[pad] = timesteps[0];
+            if (labels is not null)
+            {
+                labels[pad] = labels[0];
+            }
+        }
+
+        long[] dims = (long[])_sampleDims.Clone();
+        dims[0] = total;
+        var inputs = new Dictionary<string, Tensor>
+        {
+            [_sampleName] = Tensor.FromFloats(input, dims),
+            [_timestepName] = ModelIO.Scalars(_timestepSpec, timesteps),
+        };
+        if (_labelSpec is not null && labels is not null)
+        {
+            inputs[_labelSpec.Name] = ModelIO.Scalars(_labelSpec, labels);
+        }
+
+        return new InferenceRequest { Inputs = inputs, Outputs = [PredictionName] };
+    }
+
+    /// <summary>Advances every sample one step from the call's prediction (rows laid out as <see cref="Build"/>).</summary>
+    public void Advance(IReadOnlyList<DiffusionSampleCursor> samples, float[] prediction, Span<float> scratch)
+    {
+        int row = 0;
+        for (int k = 0; k < samples.Count; k++)
+        {
+            DiffusionSampleCursor s = samples[k];
+            ReadOnlySpan<float> cond = prediction.AsSpan(row * _elements, _elements);
+            ReadOnlySpan<float> uncond = s.Rows == 2 ? prediction.AsSpan((row + 1) * _elements, _elements) : default;
+            s.Advance(cond, uncond, scratch);
+            row += s.Rows;
+        }
+    }
+}
+
+/// <summary>Runs a <see cref="DiffusionJob"/> step by step (request-level: all of one request's rows per call).</summary>
+internal static class DiffusionPipeline
+{
+    /// <summary>The request-level loop: one denoiser call per step with all of the request's rows.</summary>
+    public static async IAsyncEnumerable<DiffusionEvent> RunAsync(DiffusionJob job, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var timings = new InferenceTimings();
+        (DiffusionSampleCursor[] samples, List<Intermediate>[]? intermediates) = Cursors(job);
+        var batch = new DenoiserBatch(job.Denoiser, job.Manifest);
+        int rows = DenoiserBatch.RowsOf(samples);
+        var scratch = new float[3 * job.Manifest.SampleElements];
+        int total = job.Sampler.Timesteps.Count;
 
         for (int step = job.StartStep; step < total; step++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            for (int i = 0; i < n; i++)
-            {
-                sampler.ScaleModelInput(job.X[i], step, modelInput.AsSpan(i * elements, elements));
-            }
-
-            if (job.Guided)
-            {
-                Array.Copy(modelInput, 0, modelInput, n * elements, n * elements);
-            }
-
-            var dims = new long[shape.Length + 1];
-            dims[0] = rows;
-            for (int d = 0; d < shape.Length; d++)
-            {
-                dims[d + 1] = shape[d];
-            }
-
-            double t = sampler.Timesteps[step];
-            var inputs = new Dictionary<string, Tensor>
-            {
-                [sampleName] = Tensor.FromFloats((float[])modelInput.Clone(), dims),
-                [timestepName] = ModelIO.Scalars(timestepSpec, Enumerable.Repeat(t, rows).ToArray()),
-            };
-            ModelIO.AddLabels(inputs, denoiser, rowLabels);
-            InferenceResult result = await denoiser.InferAsync(new InferenceRequest { Inputs = inputs }, cancellationToken);
+            InferenceResult result = await job.Denoiser.InferAsync(batch.Build(samples, rows), cancellationToken);
             timings.Add(result);
-            float[] prediction = result.Outputs[predictionName].AsFloats();
-
-            bool snapshot = snapshotSteps.Contains(step);
-            for (int i = 0; i < n; i++)
-            {
-                ReadOnlySpan<float> eps = prediction.AsSpan(i * elements, elements);
-                if (job.Guided)
-                {
-                    Guidance.Apply(prediction.AsSpan((n + i) * elements, elements), eps, job.GuidanceScale, guided);
-                    eps = guided;
-                }
-
-                if (sampler.NeedsNoise(step))
-                {
-                    noiseStreams[i].FillNormal(noise);
-                }
-                else
-                {
-                    Array.Clear(noise);
-                }
-
-                sampler.Step(states[i], eps, step, job.X[i], noise, x0);
-                if (snapshot && intermediates is not null)
-                {
-                    intermediates[i].Add(new Intermediate
-                    {
-                        Step = step,
-                        Timestep = t,
-                        Sample = (float[])job.X[i].Clone(),
-                        PredictedOriginal = (float[])x0.Clone(),
-                    });
-                }
-            }
-
-            yield return new DiffusionStepDone(new DiffusionProgress(step - job.StartStep + 1, total - job.StartStep, t, Math.Round(clock.Elapsed.TotalMilliseconds, 3)));
+            batch.Advance(samples, result.Outputs[batch.PredictionName].AsFloats(), scratch);
+            yield return new DiffusionStepDone(Progress(job, step - job.StartStep + 1, clock));
         }
 
         yield return new DiffusionCompleted(job.X, intermediates, timings);
     }
+
+    /// <summary>A cursor per sample of the job, and the per-sample snapshot lists when intermediates are asked for.</summary>
+    internal static (DiffusionSampleCursor[] Samples, List<Intermediate>[]? Intermediates) Cursors(DiffusionJob job)
+    {
+        HashSet<int> snapshotSteps = SnapshotSteps(job.StartStep, job.Sampler.Timesteps.Count, job.Intermediates);
+        List<Intermediate>[]? intermediates = job.Intermediates > 0 ? [.. Enumerable.Range(0, job.Count).Select(_ => new List<Intermediate>())] : null;
+        var samples = new DiffusionSampleCursor[job.Count];
+        for (int i = 0; i < job.Count; i++)
+        {
+            samples[i] = new DiffusionSampleCursor(job, i, snapshotSteps, intermediates?[i]);
+        }
+
+        return (samples, intermediates);
+    }
+
+    /// <summary>The progress event after <paramref name="stepsDone"/> steps of every sample of the job.</summary>
+    internal static DiffusionProgress Progress(DiffusionJob job, int stepsDone, Stopwatch clock)
+        => new(stepsDone, job.StepsToRun, job.Sampler.Timesteps[job.StartStep + stepsDone - 1], Math.Round(clock.Elapsed.TotalMilliseconds, 3));
 
     /// <summary>k step indices evenly spread over [start, total), the last one always the final step.</summary>
     internal static HashSet<int> SnapshotSteps(int start, int total, int k)

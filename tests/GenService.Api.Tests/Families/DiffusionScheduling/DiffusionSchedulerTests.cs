@@ -1,0 +1,278 @@
+using GenService.Api.Families.Diffusion;
+using static GenService.Api.Tests.Families.FamilyTestHelpers;
+
+namespace GenService.Api.Tests.Families.DiffusionScheduling;
+
+/// <summary>
+/// The iteration-level scheduler against a scripted, row-independent denoiser: same samples as the request-level
+/// loop whatever the company, one call per iteration with a timestep per row, the row cap, FIFO admission
+/// (per sample, never skipping the head), and cancelled requests leaving before the next iteration.
+/// </summary>
+public sealed class DiffusionSchedulerTests
+{
+    private static DiffusionSampleRequest Body(ulong seed, int steps, string sampler = "ddim", int count = 1, int? label = null, double? guidance = null, double? eta = null, int intermediates = 0)
+        => new()
+        {
+            Seed = seed,
+            Steps = steps,
+            Sampler = sampler,
+            Count = count,
+            ClassLabel = label,
+            GuidanceScale = guidance,
+            Eta = eta,
+            ReturnIntermediates = intermediates == 0 ? null : intermediates,
+        };
+
+    /// <summary>Mixed samplers, step counts, guidance, eta and img2img at once.</summary>
+    private static DiffusionSampleRequest[] MixedBodies() =>
+    [
+        Body(1, 12, "ddim", count: 3, label: 0, intermediates: 2),
+        Body(2, 5, "ddpm", count: 2, label: 1),
+        Body(3, 9, "dpm_solver_pp", count: 1, label: 2, guidance: 3.0),
+        Body(4, 7, "euler", count: 2, label: 3),
+        Body(5, 4, "euler_ancestral", count: 1),
+        Body(6, 10, "ddim", count: 2, label: 1, eta: 0.7),
+        new DiffusionSampleRequest { Seed = 7, Steps = 20, Count = 2, ClassLabel = 2, Init = new() { Data = [0.5f, -0.5f, 0.25f, -1f] }, Strength = 0.6 },
+    ];
+
+    private static async Task<(List<DiffusionEvent> Events, DiffusionCompleted Done)> DrainAsync(IAsyncEnumerable<DiffusionEvent> events)
+    {
+        var all = new List<DiffusionEvent>();
+        await foreach (DiffusionEvent e in events.WithCancellation(Ct))
+        {
+            all.Add(e);
+        }
+
+        return (all, Assert.IsType<DiffusionCompleted>(all[^1]));
+    }
+
+    [Fact]
+    public async Task A_crowd_of_mixed_requests_gives_each_the_samples_of_the_request_level_loop()
+    {
+        var alone = new ScriptedDenoiser();
+        var crowd = new ScriptedDenoiser(maxBatchSize: 64);
+        using DiffusionScheduler scheduler = crowd.Scheduler();
+        DiffusionSampleRequest[] bodies = MixedBodies();
+
+        var expected = new List<DiffusionCompleted>();
+        foreach (DiffusionSampleRequest b in bodies)
+        {
+            expected.Add((await DrainAsync(DiffusionPipeline.RunAsync(alone.Job(b), Ct))).Done);
+        }
+
+        DiffusionJob[] jobs = [.. bodies.Select(crowd.Job)];
+        var results = await Task.WhenAll(jobs.Select(j => DrainAsync(scheduler.RunAsync(j, Ct))));
+
+        for (int r = 0; r < bodies.Length; r++)
+        {
+            (List<DiffusionEvent> events, DiffusionCompleted done) = results[r];
+
+            // One progress event per step, in order, then the result.
+            int[] progress = [.. events.OfType<DiffusionStepDone>().Select(e => e.Progress.Step)];
+            Assert.Equal(Enumerable.Range(1, jobs[r].StepsToRun), progress);
+            Assert.Equal(expected[r].Samples.Length, done.Samples.Length);
+            for (int i = 0; i < done.Samples.Length; i++)
+            {
+                Assert.True(MaxAbsDiff(done.Samples[i], expected[r].Samples[i]) <= 1e-6, $"request {r} sample {i}");
+            }
+
+            Assert.Equal(expected[r].Intermediates?.Sum(l => l.Count), done.Intermediates?.Sum(l => l.Count));
+        }
+
+        // Work was shared: far fewer calls than the requests' steps added up, and some call mixed timesteps.
+        ScriptedDenoiser.Call[] calls = crowd.CallsSnapshot();
+        int stepsSum = jobs.Sum(j => j.StepsToRun);
+        Assert.True(calls.Length < stepsSum / 2, $"{calls.Length} calls for {stepsSum} request-steps");
+        Assert.Contains(calls, c => c.Timesteps.Distinct().Count() > 2);
+        Assert.Equal(jobs.Sum(j => j.Count * j.NetworkEvaluations), calls.Sum(c => c.Rows));
+    }
+
+    [Fact]
+    public async Task Rows_per_iteration_stay_under_the_cap_and_admission_is_fifo_per_sample()
+    {
+        var denoiser = new ScriptedDenoiser(maxBatchSize: 64, gated: true);
+        using DiffusionScheduler scheduler = denoiser.Scheduler(maxRows: 4);
+
+        // A holds 3 of 4 rows for 20 steps; B (3 samples) is admitted one sample at a time as rows free up;
+        // C (1 sample) fits beside A at once but must not overtake B, the head of the queue.
+        DiffusionJob a = denoiser.Job(Body(1, 20, count: 3, label: 0));
+        DiffusionJob b = denoiser.Job(Body(2, 5, count: 3, label: 1));
+        DiffusionJob c = denoiser.Job(Body(3, 5, count: 1, label: 2));
+        Task<(List<DiffusionEvent>, DiffusionCompleted)> ta = DrainAsync(scheduler.RunAsync(a, Ct));
+        await WaitUntilAsync(() => scheduler.ActiveRequests == 1);
+        Task<(List<DiffusionEvent>, DiffusionCompleted)> tb = DrainAsync(scheduler.RunAsync(b, Ct));
+        Task<(List<DiffusionEvent>, DiffusionCompleted)> tc = DrainAsync(scheduler.RunAsync(c, Ct));
+        await WaitUntilAsync(() => scheduler.ActiveRequests == 3);
+        denoiser.Release(1000);
+        await Task.WhenAll(ta, tb, tc);
+
+        ScriptedDenoiser.Call[] calls = denoiser.CallsSnapshot();
+        Assert.All(calls, call => Assert.True(call.Rows <= 4, $"{call.Rows} rows"));
+
+        // A sample is admitted where its first timestep appears with its request's label.
+        long bFirst = (long)Math.Round(b.Sampler.Timesteps[0]);
+        int[] bAdmitted = [.. calls.Select((call, k) => (call, k)).SelectMany(p => Enumerable.Range(0, p.call.Rows)
+            .Where(r => p.call.Labels[r] == 1 && p.call.Timesteps[r] == bFirst).Select(_ => p.k))];
+        int cAdmitted = Array.FindIndex(calls, call => call.Labels.Contains(2));
+        int aLast = Array.FindLastIndex(calls, call => call.Labels.Contains(0));
+        Assert.Equal(3, bAdmitted.Length);
+        Assert.True(bAdmitted[0] < bAdmitted[1] && bAdmitted[1] < bAdmitted[2], "B admitted one sample at a time");
+        Assert.True(bAdmitted[2] < aLast, "B's last sample joined while A still ran (partial admission)");
+        Assert.True(cAdmitted > bAdmitted[2], $"C (call {cAdmitted}) overtook B's last sample (call {bAdmitted[2]})");
+
+        // Partial admission does not change B's samples.
+        var alone = new ScriptedDenoiser();
+        DiffusionCompleted bAlone = (await DrainAsync(DiffusionPipeline.RunAsync(alone.Job(Body(2, 5, count: 3, label: 1)), Ct))).Done;
+        DiffusionCompleted bCrowd = (await tb).Item2;
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.True(MaxAbsDiff(bCrowd.Samples[i], bAlone.Samples[i]) <= 1e-6);
+        }
+    }
+
+    [Fact]
+    public async Task A_cancelled_request_stops_being_computed_at_the_next_iteration()
+    {
+        var denoiser = new ScriptedDenoiser(gated: true);
+        using DiffusionScheduler scheduler = denoiser.Scheduler();
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        DiffusionJob x = denoiser.Job(Body(1, 100, count: 2, label: 3));
+        DiffusionJob y = denoiser.Job(Body(2, 30, count: 1, label: 1));
+        IAsyncEnumerator<DiffusionEvent> xEvents = scheduler.RunAsync(x, cts.Token).GetAsyncEnumerator(cts.Token);
+        ValueTask<bool> first = xEvents.MoveNextAsync();
+        Task<(List<DiffusionEvent>, DiffusionCompleted)> ty = DrainAsync(scheduler.RunAsync(y, Ct));
+
+        // Let X run three steps, then the client goes away.
+        denoiser.Release(3);
+        Assert.True(await first);
+        Assert.True(await xEvents.MoveNextAsync());
+        Assert.True(await xEvents.MoveNextAsync());
+        await cts.CancelAsync();
+        int callsAtCancel = denoiser.CallsSnapshot().Length;
+        denoiser.Release(1000);
+        await ty;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            while (await xEvents.MoveNextAsync())
+            {
+            }
+        });
+        await xEvents.DisposeAsync();
+
+        // At most the iteration already under way when the cancel came carried X's rows (label 3).
+        ScriptedDenoiser.Call[] calls = denoiser.CallsSnapshot();
+        int lastWithX = Array.FindLastIndex(calls, call => call.Labels.Contains(3));
+        Assert.True(lastWithX <= callsAtCancel, $"X still computed in call {lastWithX}; cancelled after call {callsAtCancel}");
+        Assert.True(denoiser.RowsComputed < (2 * 100) + 30, "X's remaining steps were not computed");
+        Assert.Equal(0, scheduler.ActiveRequests);
+    }
+
+    [Fact]
+    public async Task A_consumer_that_stops_reading_leaves_the_loop()
+    {
+        var denoiser = new ScriptedDenoiser(gated: true);
+        using DiffusionScheduler scheduler = denoiser.Scheduler();
+        denoiser.Release(2);
+        await foreach (DiffusionEvent e in scheduler.RunAsync(denoiser.Job(Body(1, 200, count: 1, label: 0)), Ct))
+        {
+            Assert.IsType<DiffusionStepDone>(e);
+            break;
+        }
+
+        // Leaving the enumeration ends the request: two steps were let through, and the third was already inside
+        // the denoiser (held at the gate) when the reader left; nothing after it is computed.
+        await WaitUntilAsync(() => scheduler.ActiveRequests == 0);
+        denoiser.Release(1000);
+        await Task.Delay(50, Ct);
+        Assert.True(denoiser.RowsComputed <= 3, $"{denoiser.RowsComputed} rows computed; the reader left after the first step");
+        Assert.True(denoiser.Entered <= 3, $"{denoiser.Entered} denoiser calls");
+    }
+
+    [Fact]
+    public async Task A_guided_sample_runs_even_when_the_cap_is_one_row()
+    {
+        var denoiser = new ScriptedDenoiser(maxBatchSize: 1);
+        using DiffusionScheduler scheduler = denoiser.Scheduler();
+        (_, DiffusionCompleted done) = await DrainAsync(scheduler.RunAsync(denoiser.Job(Body(9, 6, count: 2, label: 2, guidance: 2.5)), Ct));
+        var alone = new ScriptedDenoiser();
+        DiffusionCompleted expected = (await DrainAsync(DiffusionPipeline.RunAsync(alone.Job(Body(9, 6, count: 2, label: 2, guidance: 2.5)), Ct))).Done;
+        Assert.True(MaxAbsDiff(done.Samples[1], expected.Samples[1]) <= 1e-6);
+
+        // Guided: each call holds one sample's conditional row and its null-class row (label 4).
+        Assert.All(denoiser.CallsSnapshot(), call => Assert.Equal([2L, 4L], call.Labels));
+    }
+
+    [Fact]
+    public async Task Too_many_waiting_samples_are_refused_with_queue_full()
+    {
+        var denoiser = new ScriptedDenoiser(gated: true);
+        using DiffusionScheduler scheduler = denoiser.Scheduler(maxRows: 1, maxQueuedSamples: 3);
+        IAsyncEnumerator<DiffusionEvent> head = scheduler.RunAsync(denoiser.Job(Body(1, 5, count: 1, label: 0)), Ct).GetAsyncEnumerator(Ct);
+        ValueTask<bool> pending = head.MoveNextAsync();
+        await WaitUntilAsync(() => denoiser.Entered == 1); // the head is admitted: nothing waits
+        IAsyncEnumerator<DiffusionEvent> waiting = scheduler.RunAsync(denoiser.Job(Body(2, 5, count: 3, label: 0)), Ct).GetAsyncEnumerator(Ct);
+        ValueTask<bool> waitingFirst = waiting.MoveNextAsync();
+        await WaitUntilAsync(() => scheduler.ActiveRequests == 2);
+        await Assert.ThrowsAsync<GenService.Inference.QueueFullException>(async () =>
+        {
+            await foreach (DiffusionEvent _ in scheduler.RunAsync(denoiser.Job(Body(3, 5, count: 1, label: 0)), Ct))
+            {
+            }
+        });
+        denoiser.Release(1000);
+        Assert.True(await pending);
+        Assert.True(await waitingFirst);
+        await head.DisposeAsync();
+        await waiting.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Padded_iterations_send_full_batches_and_change_no_sample()
+    {
+        var denoiser = new ScriptedDenoiser(maxBatchSize: 8);
+        using DiffusionScheduler scheduler = denoiser.Scheduler(padding: DiffusionPadding.Always);
+        DiffusionSampleRequest body = Body(4, 6, "dpm_solver_pp", count: 3, label: 2, guidance: 1.5);
+        (_, DiffusionCompleted done) = await DrainAsync(scheduler.RunAsync(denoiser.Job(body), Ct));
+        DiffusionCompleted expected = (await DrainAsync(DiffusionPipeline.RunAsync(new ScriptedDenoiser().Job(body), Ct))).Done;
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.True(MaxAbsDiff(done.Samples[i], expected.Samples[i]) <= 1e-6);
+        }
+
+        // 3 guided samples = 6 rows, padded to 8 with copies of the first row (label 2).
+        Assert.All(denoiser.CallsSnapshot(), call => Assert.Equal(8, call.Rows));
+        Assert.Equal(6L * 6, scheduler.RowsComputed);
+        Assert.Equal(6L * 2, scheduler.PaddedRows);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Auto_padding_keeps_whichever_measures_faster(bool waitingCostsMore)
+    {
+        // waitingCostsMore: a partial batch waits 25 ms in the "batcher", a full one leaves at once (a small model).
+        // Otherwise a full batch costs 25 ms to compute and a partial one nothing (a large model on a CPU).
+        var denoiser = new ScriptedDenoiser(maxBatchSize: 8)
+        {
+            LatencyMs = rows => (rows < 8) == waitingCostsMore ? 25 : 0,
+        };
+        using DiffusionScheduler scheduler = denoiser.Scheduler(padding: DiffusionPadding.Auto);
+        await DrainAsync(scheduler.RunAsync(denoiser.Job(Body(4, 14, count: 2, label: 1)), Ct));
+        int[] rows = [.. denoiser.CallsSnapshot().Select(c => c.Rows)];
+
+        // Both are tried once, then the faster one is kept (bar one exploring iteration in 32).
+        Assert.Equal([8, 2], rows[..2]);
+        int expected = waitingCostsMore ? 8 : 2;
+        Assert.True(rows[2..].Count(r => r == expected) >= 11, string.Join(",", rows));
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        for (int i = 0; i < 500 && !condition(); i++)
+        {
+            await Task.Delay(10, Ct);
+        }
+
+        Assert.True(condition(), "condition not reached in 5 s");
+    }
+}
