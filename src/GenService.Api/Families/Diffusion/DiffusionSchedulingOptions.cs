@@ -39,8 +39,8 @@ public sealed class DiffusionSchedulingOptions
 {
     public const string SectionName = "GenService:Diffusion";
 
-    /// <summary><c>iteration</c> (default) or <c>request</c>.</summary>
-    public DiffusionScheduling Scheduling { get; set; } = DiffusionScheduling.Iteration;
+    /// <summary><c>request</c> (default: on the CPU benchmarks in docs/benchmarks.md it was as fast or faster) or <c>iteration</c>.</summary>
+    public DiffusionScheduling Scheduling { get; set; } = DiffusionScheduling.Request;
 
     /// <summary>
     /// Most denoiser rows in one iteration (a guided sample takes two); 0 = the denoiser's max_batch_size, so an
