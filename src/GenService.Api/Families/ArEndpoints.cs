@@ -46,7 +46,7 @@ public static partial class ArEndpoints
         ArJob job = ArJob.Create(request, loaded, options.Value.MaxCount);
         var metrics = http.RequestServices.GetService<GenServiceMetrics>();
         ILogger logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ArEndpoints));
-        bool stream = request.Stream == true || AcceptsEventStream(http);
+        bool stream = request.Stream == true || EventStreams.Accepts(http);
         if (stream)
         {
             if (ModelIO.WantsPngGrid(http))
@@ -195,56 +195,13 @@ public static partial class ArEndpoints
     }
 
     /// <summary>SSE: `token` per generated token, `done` per finished sample; a failure after the headers is an `error` event.</summary>
-    private static async IAsyncEnumerable<SseItem<string>> StreamAsync(ArJob job, GenServiceMetrics? metrics, ILogger logger, [EnumeratorCancellation] CancellationToken ct)
-    {
-        IAsyncEnumerator<ArEvent> events = RunWithMetricsAsync(job, metrics, logger, ct).GetAsyncEnumerator(ct);
-        try
+    private static IAsyncEnumerable<SseItem<string>> StreamAsync(ArJob job, GenServiceMetrics? metrics, ILogger logger, CancellationToken ct)
+        => EventStreams.StreamAsync(RunWithMetricsAsync(job, metrics, logger, ct), e => e switch
         {
-            while (true)
-            {
-                ArEvent? next;
-                string? error = null;
-                try
-                {
-                    next = await events.MoveNextAsync() ? events.Current : null;
-                }
-                catch (GenServiceException e)
-                {
-                    next = null;
-                    error = JsonSerializer.Serialize(new { title = e.GetType().Name.Replace("Exception", "", StringComparison.Ordinal), detail = e.Message }, JsonHelpers.Compact);
-                }
-
-                if (error is not null)
-                {
-                    yield return new SseItem<string>(error, "error");
-                    yield break;
-                }
-
-                switch (next)
-                {
-                    case null:
-                        yield break;
-                    case ArTokenGenerated t:
-                        var info = new ArTokenInfo(t.TokenId, job.Tokenizer?.TokenText(t.TokenId), Math.Round(t.LogProb, 6));
-                        yield return new SseItem<string>(JsonSerializer.Serialize(new ArTokenEvent(t.Sample, t.Index, info), JsonHelpers.Compact), "token");
-                        break;
-                    case ArSampleFinished f:
-                        var doneEvent = new ArDoneEvent(f.Sample, f.Result.FinishReason, f.Result.Tokens.Length, job.Seed, f.Result.Text);
-                        yield return new SseItem<string>(JsonSerializer.Serialize(doneEvent, JsonHelpers.Compact), "done");
-                        break;
-                    default:
-                        break; // ArCompleted: every sample already had its `done`.
-                }
-            }
-        }
-        finally
-        {
-            await events.DisposeAsync();
-        }
-    }
-
-    private static bool AcceptsEventStream(HttpContext http)
-        => http.Request.Headers.Accept.Any(a => a is not null && a.Contains("text/event-stream", StringComparison.OrdinalIgnoreCase));
+            ArTokenGenerated t => EventStreams.Item(new ArTokenEvent(t.Sample, t.Index, new ArTokenInfo(t.TokenId, job.Tokenizer?.TokenText(t.TokenId), Math.Round(t.LogProb, 6))), "token"),
+            ArSampleFinished f => EventStreams.Item(new ArDoneEvent(f.Sample, f.Result.FinishReason, f.Result.Tokens.Length, job.Seed, f.Result.Text), "done"),
+            _ => null, // ArCompleted: every sample already had its `done`.
+        }, ct);
 
     [LoggerMessage(EventId = 4101, Level = LogLevel.Debug, Message = "ar {Model}: {Count} samples, {Tokens} tokens in {Calls} decoder calls (kv cache: {KvCache})")]
     private static partial void LogGenerated(ILogger logger, string model, int count, int tokens, int calls, bool kvCache);

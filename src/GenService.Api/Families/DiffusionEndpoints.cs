@@ -44,7 +44,7 @@ public static class DiffusionEndpoints
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Diffusion, model);
         DiffusionJob job = DiffusionJob.Create(request, loaded, options.Value.MaxCount);
-        bool stream = request.Stream == true || AcceptsEventStream(http);
+        bool stream = request.Stream == true || EventStreams.Accepts(http);
         if (stream)
         {
             if (ModelIO.WantsPngGrid(http))
@@ -73,7 +73,7 @@ public static class DiffusionEndpoints
         float[] from = await LatentGraphs.EndAsync(request.From, "from", manifest.SampleElements, manifest, encode: null);
         float[] to = await LatentGraphs.EndAsync(request.To, "to", manifest.SampleElements, manifest, encode: null);
         double[] t = LatentGraphs.Positions(frames);
-        float[][] latents = LatentGraphs.Frames(from, to, t, request.Method);
+        float[][] latents = LatentGraphs.Frames(from, to, frames, request.Method);
         var sampleRequest = new DiffusionSampleRequest
         {
             Latents = latents,
@@ -164,51 +164,11 @@ public static class DiffusionEndpoints
     }
 
     /// <summary>SSE: a `progress` event per step, then `result` (the JSON body of the non-streamed answer), or `error`.</summary>
-    private static async IAsyncEnumerable<SseItem<string>> StreamAsync(DiffusionSchedulerRegistry registry, DiffusionJob job, Stopwatch total, [EnumeratorCancellation] CancellationToken ct)
-    {
-        IAsyncEnumerator<DiffusionEvent> events = registry.RunAsync(job, ct).GetAsyncEnumerator(ct);
-        try
+    private static IAsyncEnumerable<SseItem<string>> StreamAsync(DiffusionSchedulerRegistry registry, DiffusionJob job, Stopwatch total, CancellationToken ct)
+        => EventStreams.StreamAsync(registry.RunAsync(job, ct), e => e switch
         {
-            while (true)
-            {
-                DiffusionEvent? next;
-                string? error = null;
-                try
-                {
-                    next = await events.MoveNextAsync() ? events.Current : null;
-                }
-                catch (GenServiceException e)
-                {
-                    // Headers are gone: the failure travels as an `error` event a client can act on.
-                    next = null;
-                    error = JsonSerializer.Serialize(new { title = e.GetType().Name.Replace("Exception", "", StringComparison.Ordinal), detail = e.Message }, JsonHelpers.Compact);
-                }
-
-                if (error is not null)
-                {
-                    yield return new SseItem<string>(error, "error");
-                    yield break;
-                }
-
-                switch (next)
-                {
-                    case null:
-                        yield break;
-                    case DiffusionStepDone step:
-                        yield return new SseItem<string>(JsonSerializer.Serialize(step.Progress, JsonHelpers.Compact), "progress");
-                        break;
-                    case DiffusionCompleted done:
-                        yield return new SseItem<string>(JsonSerializer.Serialize(BuildResponse(job, done, total), JsonHelpers.Compact), "result");
-                        break;
-                }
-            }
-        }
-        finally
-        {
-            await events.DisposeAsync();
-        }
-    }
-
-    private static bool AcceptsEventStream(HttpContext http)
-        => http.Request.Headers.Accept.Any(a => a is not null && a.Contains("text/event-stream", StringComparison.OrdinalIgnoreCase));
+            DiffusionStepDone step => EventStreams.Item(step.Progress, "progress"),
+            DiffusionCompleted done => EventStreams.Item(BuildResponse(job, done, total), "result"),
+            _ => null,
+        }, ct);
 }

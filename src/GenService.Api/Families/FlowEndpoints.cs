@@ -28,13 +28,13 @@ public static class FlowEndpoints
             "FlowEncode",
             "Map inputs exactly to the latent space",
             "Per input: the forward graph's `latent` z = f(x) and `log_det` = log |det df/dx|.",
-            """{"inputs": [{"data": [-1, -1, -0.5, 0.75, 1, 0, -1, -1, -1, -0.75, 1, 0.5, 0.5, 1, -0.5, -1, -1, -0.25, 1, -1, -0.75, 1, 0, -1, -1, -0.5, 0.75, -1, -0.5, 1, -0.25, -1, -1, -0.5, 1, 0.75, 1, 1, -0.5, -1, -1, -1, -0.25, -0.25, 0.25, 1, -0.5, -1, -1, -1, -1, -1, 0.25, 0.75, -1, -1, -1, -1, -0.5, 1, 0.5, -0.75, -1, -1]}], "class_label": 9}""");
+            FamilyRouteExtensions.DigitInputsExample);
         group.MapPost("/log-likelihood", LogLikelihoodAsync).DescribeResults<FlowLikelihood>(
             "FlowLogLikelihood",
             "Exact log-likelihood of inputs",
             "log p(x) = sum log N(z; 0, I) + log_det in the model's data space (nats). `bits_per_dim` = -(log p(x) + D ln(bin_width)) / (D ln 2) " +
             "when the model declares `likelihood.bin_width` (discrete data), else -log p(x) / (D ln 2).",
-            """{"inputs": [{"data": [-1, -1, -0.5, 0.75, 1, 0, -1, -1, -1, -0.75, 1, 0.5, 0.5, 1, -0.5, -1, -1, -0.25, 1, -1, -0.75, 1, 0, -1, -1, -0.5, 0.75, -1, -0.5, 1, -0.25, -1, -1, -0.5, 1, 0.75, 1, 1, -0.5, -1, -1, -1, -0.25, -0.25, 0.25, 1, -0.5, -1, -1, -1, -1, -1, 0.25, 0.75, -1, -1, -1, -1, -0.5, 1, 0.5, -0.75, -1, -1]}], "class_label": 9}""");
+            FamilyRouteExtensions.DigitInputsExample);
         group.MapPost("/interpolations", InterpolateAsync).DescribeSampling(
             "FlowInterpolations",
             "Walk the latent space between two points",
@@ -52,9 +52,9 @@ public static class FlowEndpoints
         int[] latentShape = LatentShape(manifest);
         OutputMode mode = OutputMode.Parse(request.Output, manifest);
         float temperature = Validate.Range(request.Temperature, DefaultTemperature, 0f, 10f, "temperature");
-        var plan = SamplePlan.Create(request, manifest, VaeEndpoints.Elements(latentShape), options.Value.MaxCount);
+        var plan = SamplePlan.Create(request, manifest, manifest.SampleElements, options.Value.MaxCount);
         var timings = new InferenceTimings();
-        float[][] samples = await LatentGraphs.DecodeAsync(inverse, VaeEndpoints.Scale(plan.Latents, temperature), latentShape, plan.ModelLabels, timings, http.RequestAborted);
+        float[][] samples = await LatentGraphs.DecodeAsync(inverse, LatentGraphs.Scale(plan.Latents, temperature), latentShape, plan.ModelLabels, timings, http.RequestAborted);
         return ModelIO.Respond(http, manifest, plan.Seed, samples, plan.ReportedLabels, mode, total, timings);
     }
 
@@ -85,32 +85,18 @@ public static class FlowEndpoints
         return TypedResults.Json(new ResultsResponse<FlowLikelihood> { Model = manifest.Name, Family = "flow", Results = results, Timings = timings.ToTimings(total) });
     }
 
-    internal static async Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
     {
-        var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Flow, model);
         ModelManifest manifest = loaded.Manifest;
         IGraphRunner inverse = FamilyModels.RequireGraph(loaded, "inverse", "interpolations");
         IGraphRunner? forward = loaded.Graph("forward");
-        int[] latentShape = LatentShape(manifest);
-        int latentElements = VaeEndpoints.Elements(latentShape);
-        OutputMode mode = OutputMode.Parse(request.Output, manifest);
-        int frames = Validate.IntRange(request.Frames, 8, 2, options.Value.MaxCount, "frames");
-        VaeEndpoints.RejectDiffusionFields(request);
-        float temperature = Validate.Range(request.Temperature, 1f, 0f, 10f, "temperature");
-        (int[]? labels, int?[] reported) = SamplePlan.FrameLabels(request.ClassLabel, manifest, frames, request.From?.Seed ?? 0);
-        var timings = new InferenceTimings();
-        Func<float[], Task<float[]>>? encode = forward is null ? null : async sample =>
+        Func<float[], int[]?, InferenceTimings, Task<float[]>>? encode = forward is null ? null : async (sample, labels, timings) =>
         {
-            IReadOnlyDictionary<string, Tensor> outputs = await LatentGraphs.EncodeAsync(forward, [sample], manifest.Output.Shape, labels is null ? null : [labels[0]], timings, http.RequestAborted);
+            IReadOnlyDictionary<string, Tensor> outputs = await LatentGraphs.EncodeAsync(forward, [sample], manifest.Output.Shape, labels, timings, http.RequestAborted);
             return outputs[ModelIO.Output(forward, "latent")].AsFloats();
         };
-        float[] from = await LatentGraphs.EndAsync(request.From, "from", latentElements, manifest, encode);
-        float[] to = await LatentGraphs.EndAsync(request.To, "to", latentElements, manifest, encode);
-        double[] t = LatentGraphs.Positions(frames);
-        float[][] latents = VaeEndpoints.Scale(LatentGraphs.Frames(from, to, t, request.Method), temperature);
-        float[][] samples = await LatentGraphs.DecodeAsync(inverse, latents, latentShape, labels, timings, http.RequestAborted);
-        return ModelIO.Respond(http, manifest, seed: null, samples, reported, mode, total, timings, positions: t);
+        return LatentGraphs.InterpolateAsync(http, request, manifest, inverse, LatentShape(manifest), options.Value.MaxCount, encode);
     }
 
     private static async Task<(ModelManifest Manifest, float[][] Latents, double[] LogDet, int Elements, InferenceTimings Timings)> ForwardAsync(

@@ -42,45 +42,17 @@ public static class GanEndpoints
         float? truncation = request.Truncation is null ? null : Validate.Range(request.Truncation, 1f, 0f, 1f, "truncation", minExclusive: true);
         Action<NoiseStream, Span<float>>? draw = truncation is null ? null : static (stream, span) => stream.FillTruncatedNormal(span, 2f);
         var plan = SamplePlan.Create(request, manifest, latentElements, options.Value.MaxCount, draw);
-        float[][] latents = plan.Latents;
-        if (truncation is { } scale)
-        {
-            latents = [.. latents.Select(l => l.Select(v => v * scale).ToArray())];
-        }
+        float[][] latents = LatentGraphs.Scale(plan.Latents, truncation ?? 1f);
 
         var timings = new InferenceTimings();
         float[][] samples = await LatentGraphs.DecodeAsync(generator, latents, latentShape, plan.ModelLabels, timings, http.RequestAborted);
         return ModelIO.Respond(http, manifest, plan.Seed, samples, plan.ReportedLabels, mode, total, timings);
     }
 
-    internal static async Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
     {
-        var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Gan, model);
-        ModelManifest manifest = loaded.Manifest;
         IGraphRunner generator = FamilyModels.RequireGraph(loaded, "generator", "interpolations");
-        int[] latentShape = manifest.LatentShape ?? [];
-        int latentElements = latentShape.Aggregate(1, (a, b) => a * b);
-        OutputMode mode = OutputMode.Parse(request.Output, manifest);
-        int frames = Validate.IntRange(request.Frames, 8, 2, options.Value.MaxCount, "frames");
-        if (request.Steps is not null || request.GuidanceScale is not null)
-        {
-            throw new Inference.RequestValidationException(request.Steps is not null ? "steps" : "guidance_scale", "'steps' and 'guidance_scale' apply to diffusion models only.");
-        }
-
-        float temperature = Validate.Range(request.Temperature, 1f, 0f, 10f, "temperature");
-        float[] from = await LatentGraphs.EndAsync(request.From, "from", latentElements, manifest, encode: null);
-        float[] to = await LatentGraphs.EndAsync(request.To, "to", latentElements, manifest, encode: null);
-        double[] t = LatentGraphs.Positions(frames);
-        float[][] latents = LatentGraphs.Frames(from, to, t, request.Method);
-        if (temperature != 1f)
-        {
-            latents = [.. latents.Select(l => l.Select(v => v * temperature).ToArray())];
-        }
-
-        (int[]? labels, int?[] reported) = SamplePlan.FrameLabels(request.ClassLabel, manifest, frames, request.From?.Seed ?? 0);
-        var timings = new InferenceTimings();
-        float[][] samples = await LatentGraphs.DecodeAsync(generator, latents, latentShape, labels, timings, http.RequestAborted);
-        return ModelIO.Respond(http, manifest, seed: null, samples, reported, mode, total, timings, positions: t);
+        return LatentGraphs.InterpolateAsync(http, request, loaded.Manifest, generator, loaded.Manifest.LatentShape ?? [], options.Value.MaxCount, encode: null);
     }
 }

@@ -25,12 +25,12 @@ public static class VaeEndpoints
             "VaeEncode",
             "Encode inputs to the posterior Gaussian",
             "Per input: the encoder's `mean` and `log_var` of q(z | x). Inputs are PNGs of the model's size or raw data in its range.",
-            """{"inputs": [{"data": [-1, -1, -0.5, 0.75, 1, 0, -1, -1, -1, -0.75, 1, 0.5, 0.5, 1, -0.5, -1, -1, -0.25, 1, -1, -0.75, 1, 0, -1, -1, -0.5, 0.75, -1, -0.5, 1, -0.25, -1, -1, -0.5, 1, 0.75, 1, 1, -0.5, -1, -1, -1, -0.25, -0.25, 0.25, 1, -0.5, -1, -1, -1, -1, -1, 0.25, 0.75, -1, -1, -1, -1, -0.5, 1, 0.5, -0.75, -1, -1]}], "class_label": 9}""");
+            FamilyRouteExtensions.DigitInputsExample);
         group.MapPost("/reconstruct", ReconstructAsync).DescribeSampling(
             "VaeReconstruct",
             "Encode, then decode",
             "Decodes the posterior mean of each input; with a `seed`, decodes a draw z = mean + exp(log_var / 2) * eps instead.",
-            """{"inputs": [{"data": [-1, -1, -0.5, 0.75, 1, 0, -1, -1, -1, -0.75, 1, 0.5, 0.5, 1, -0.5, -1, -1, -0.25, 1, -1, -0.75, 1, 0, -1, -1, -0.5, 0.75, -1, -0.5, 1, -0.25, -1, -1, -0.5, 1, 0.75, 1, 1, -0.5, -1, -1, -1, -0.25, -0.25, 0.25, 1, -0.5, -1, -1, -1, -1, -1, 0.25, 0.75, -1, -1, -1, -1, -0.5, 1, 0.5, -0.75, -1, -1]}], "class_label": 9, "output": "both"}""");
+            FamilyRouteExtensions.DigitInputsExample);
         group.MapPost("/interpolations", InterpolateAsync).DescribeSampling(
             "VaeInterpolations",
             "Walk the latent space between two points",
@@ -48,8 +48,8 @@ public static class VaeEndpoints
         int[] latentShape = manifest.LatentShape ?? [];
         OutputMode mode = OutputMode.Parse(request.Output, manifest);
         float temperature = Validate.Range(request.Temperature, 1f, 0f, 10f, "temperature");
-        var plan = SamplePlan.Create(request, manifest, Elements(latentShape), options.Value.MaxCount);
-        float[][] latents = Scale(plan.Latents, temperature);
+        var plan = SamplePlan.Create(request, manifest, latentShape.Aggregate(1, (a, b) => a * b), options.Value.MaxCount);
+        float[][] latents = LatentGraphs.Scale(plan.Latents, temperature);
         var timings = new InferenceTimings();
         float[][] samples = await LatentGraphs.DecodeAsync(decoder, latents, latentShape, plan.ModelLabels, timings, http.RequestAborted);
         return ModelIO.Respond(http, manifest, plan.Seed, samples, plan.ReportedLabels, mode, total, timings);
@@ -109,31 +109,15 @@ public static class VaeEndpoints
         return ModelIO.Respond(http, manifest, request.Seed, samples, reported, mode, total, timings);
     }
 
-    internal static async Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
     {
-        var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Vae, model);
         ModelManifest manifest = loaded.Manifest;
         IGraphRunner decoder = FamilyModels.RequireGraph(loaded, "decoder", "interpolations");
         IGraphRunner? encoder = loaded.Graph("encoder");
-        int[] latentShape = manifest.LatentShape ?? [];
-        OutputMode mode = OutputMode.Parse(request.Output, manifest);
-        int frames = Validate.IntRange(request.Frames, 8, 2, options.Value.MaxCount, "frames");
-        RejectDiffusionFields(request);
-        float temperature = Validate.Range(request.Temperature, 1f, 0f, 10f, "temperature");
-        (int[]? labels, int?[] reported) = SamplePlan.FrameLabels(request.ClassLabel, manifest, frames, request.From?.Seed ?? 0);
-        var timings = new InferenceTimings();
-        Func<float[], Task<float[]>>? encode = encoder is null ? null : async sample =>
-        {
-            (float[][] mean, _) = await EncodeGraphAsync(encoder, manifest, [sample], labels is null ? null : [labels[0]], timings, http.RequestAborted);
-            return mean[0];
-        };
-        float[] from = await LatentGraphs.EndAsync(request.From, "from", Elements(latentShape), manifest, encode);
-        float[] to = await LatentGraphs.EndAsync(request.To, "to", Elements(latentShape), manifest, encode);
-        double[] t = LatentGraphs.Positions(frames);
-        float[][] latents = Scale(LatentGraphs.Frames(from, to, t, request.Method), temperature);
-        float[][] samples = await LatentGraphs.DecodeAsync(decoder, latents, latentShape, labels, timings, http.RequestAborted);
-        return ModelIO.Respond(http, manifest, seed: null, samples, reported, mode, total, timings, positions: t);
+        Func<float[], int[]?, InferenceTimings, Task<float[]>>? encode = encoder is null ? null : async (sample, labels, timings) =>
+            (await EncodeGraphAsync(encoder, manifest, [sample], labels, timings, http.RequestAborted)).Mean[0];
+        return LatentGraphs.InterpolateAsync(http, request, manifest, decoder, manifest.LatentShape ?? [], options.Value.MaxCount, encode);
     }
 
     private static async Task<(float[][] Mean, float[][] LogVar)> EncodeGraphAsync(IGraphRunner encoder, ModelManifest manifest, float[][] inputs, int[]? labels, InferenceTimings timings, CancellationToken ct)
@@ -153,14 +137,6 @@ public static class VaeEndpoints
         return SamplePlan.Labels(classLabel, manifest, count, 0).ModelLabels;
     }
 
-    internal static void RejectDiffusionFields(InterpolationRequest request)
-    {
-        if (request.Steps is not null || request.GuidanceScale is not null)
-        {
-            throw new RequestValidationException(request.Steps is not null ? "steps" : "guidance_scale", "'steps' and 'guidance_scale' apply to diffusion models only.");
-        }
-    }
-
     private static void RejectSamplingFields(InputsRequest request)
     {
         if (request.Output is not null || request.Seed is not null)
@@ -168,9 +144,4 @@ public static class VaeEndpoints
             throw new RequestValidationException(request.Output is not null ? "output" : "seed", "encode takes only 'inputs' and 'class_label'.");
         }
     }
-
-    internal static int Elements(int[] shape) => shape.Aggregate(1, (a, b) => a * b);
-
-    internal static float[][] Scale(float[][] latents, float factor)
-        => factor == 1f ? latents : [.. latents.Select(l => l.Select(v => v * factor).ToArray())];
 }

@@ -2,7 +2,9 @@ using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
+using System.Diagnostics;
 using GenService.Sampling.Interpolation;
+using GenService.Sampling.Latents;
 using GenService.Sampling.Random;
 
 namespace GenService.Api.Families.Common;
@@ -41,40 +43,66 @@ public static class LatentGraphs
 
     /// <summary>Positions t_i = i / (frames - 1), both ends included.</summary>
     public static double[] Positions(int frames)
+        => [.. Enumerable.Range(0, frames).Select(i => LatentInterpolation.FrameT(i, frames))];
+
+    /// <summary>Validate the method; interpolate between two latents at every frame position.</summary>
+    public static float[][] Frames(float[] from, float[] to, int frames, string? method)
     {
-        var t = new double[frames];
-        for (int i = 0; i < frames; i++)
+        InterpolationMethod parsed;
+        try
         {
-            t[i] = frames == 1 ? 0 : (double)i / (frames - 1);
+            parsed = LatentInterpolation.ParseMethod(string.IsNullOrEmpty(method) ? "slerp" : method.ToLowerInvariant());
+        }
+        catch (ArgumentException)
+        {
+            throw new RequestValidationException("method", $"'method' must be slerp or lerp; got '{method}'.");
         }
 
-        return t;
+        return LatentInterpolation.Frames(parsed, from, to, frames, maxFrames: frames);
     }
 
-    /// <summary>Validate frames and method; interpolate between two latents.</summary>
-    public static float[][] Frames(float[] from, float[] to, double[] positions, string? method)
+    /// <summary>Multiply every latent by <paramref name="factor"/> (temperature, truncation), in place.</summary>
+    public static float[][] Scale(float[][] latents, float factor)
     {
-        bool slerp = method?.ToLowerInvariant() switch
+        if (factor != 1f)
         {
-            null or "" or "slerp" => true,
-            "lerp" => false,
-            _ => throw new RequestValidationException("method", $"'method' must be slerp or lerp; got '{method}'."),
-        };
-        var frames = new float[positions.Length][];
-        for (int i = 0; i < positions.Length; i++)
-        {
-            frames[i] = new float[from.Length];
-            if (slerp)
+            foreach (float[] latent in latents)
             {
-                LatentInterpolation.Slerp(from, to, positions[i], frames[i]);
-            }
-            else
-            {
-                LatentInterpolation.Lerp(from, to, positions[i], frames[i]);
+                LatentMath.Scale(latent, factor);
             }
         }
 
-        return frames;
+        return latents;
+    }
+
+    /// <summary>
+    /// POST /v1/{gan|vae|flow}/{model}/interpolations: the ends (seed, latent, or an input through
+    /// <paramref name="encode"/> where the model has an encoder), `frames` latents along slerp/lerp, scaled by
+    /// `temperature` (default 1), decoded by <paramref name="decoder"/> with one class for the whole walk. `encode`
+    /// maps (sample, labels of one row, timings) to a latent; null when the model has no encoder.
+    /// </summary>
+    public static async Task<IResult> InterpolateAsync(HttpContext http, InterpolationRequest request, ModelManifest manifest, IGraphRunner decoder, int[] latentShape, int maxCount,
+        Func<float[], int[]?, InferenceTimings, Task<float[]>>? encode)
+    {
+        var total = Stopwatch.StartNew();
+        OutputMode mode = OutputMode.Parse(request.Output, manifest);
+        int frames = Validate.IntRange(request.Frames, 8, 2, maxCount, "frames");
+        if (request.Steps is not null || request.GuidanceScale is not null)
+        {
+            throw new RequestValidationException(request.Steps is not null ? "steps" : "guidance_scale", "'steps' and 'guidance_scale' apply to diffusion models only.");
+        }
+
+        float temperature = Validate.Range(request.Temperature, 1f, 0f, 10f, "temperature");
+        (int[]? labels, int?[] reported) = SamplePlan.FrameLabels(request.ClassLabel, manifest, frames, request.From?.Seed ?? 0);
+        var timings = new InferenceTimings();
+        Func<float[], Task<float[]>>? encodeEnd = encode is null ? null : sample => encode(sample, labels is null ? null : [labels[0]], timings);
+        int latentElements = latentShape.Aggregate(1, (a, b) => a * b);
+        float[] from = await EndAsync(request.From, "from", latentElements, manifest, encodeEnd);
+        float[] to = await EndAsync(request.To, "to", latentElements, manifest, encodeEnd);
+        double[] t = Positions(frames);
+        float[][] latents = Scale(Frames(from, to, frames, request.Method), temperature);
+        float[][] samples = await DecodeAsync(decoder, latents, latentShape, labels, timings, http.RequestAborted);
+        return ModelIO.Respond(http, manifest, seed: null, samples, reported, mode, total, timings, positions: t);
     }
 
     /// <summary>

@@ -9,6 +9,9 @@ public sealed record RequestExample(string Json);
 /// <summary>Route-builder sugar shared by the family route groups.</summary>
 public static class FamilyRouteExtensions
 {
+    /// <summary>Example body of the inverse-direction routes: one 8x8 digit "9" in [-1, 1], as digits models take it.</summary>
+    public const string DigitInputsExample = """{"inputs": [{"data": [-1, -1, -0.5, 0.75, 1, 0, -1, -1, -1, -0.75, 1, 0.5, 0.5, 1, -0.5, -1, -1, -0.25, 1, -1, -0.75, 1, 0, -1, -1, -0.5, 0.75, -1, -0.5, 1, -0.25, -1, -1, -0.5, 1, 0.75, 1, 1, -0.5, -1, -1, -1, -0.25, -0.25, 0.25, 1, -0.5, -1, -1, -1, -1, -1, 0.25, 0.75, -1, -1, -1, -1, -0.5, 1, 0.5, -0.75, -1, -1]}], "class_label": 9}""";
+
     /// <summary>Document a sampling-style route: JSON or PNG grid out, problem+json errors, an example body.</summary>
     public static RouteHandlerBuilder DescribeSampling(this RouteHandlerBuilder route, string name, string summary, string description, string exampleJson)
     {
