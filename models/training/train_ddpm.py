@@ -162,6 +162,22 @@ def load_from_onnx(model, path):
     model.load_state_dict(state)
 
 
+def train_step(model, opt, xt, yt, ac, batch):
+    """One epsilon-prediction step with 10% label dropout to the null class (classifier-free guidance)."""
+    idx = torch.randint(0, len(yt), (batch,))
+    x0, yb = xt[idx], yt[idx].clone()
+    yb[torch.rand(batch) < 0.1] = NULL
+    t = torch.randint(0, T, (batch,))
+    noise = torch.randn_like(x0)
+    a = ac[t].reshape(-1, 1, 1, 1)
+    loss = F.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, yb), noise)
+    opt.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+
 def stage2(start, xt, yt, timer):
     """Continue from the stage-1 EMA weights: AdamW at a constant lr, batch 256, EMA 0.9995 (a constant lr with
     an EMA can be stopped at any checkpoint, so a deadline-cut run is reproduced by its step count)."""
@@ -177,17 +193,7 @@ def stage2(start, xt, yt, timer):
     print(f"stage 2 start ddim50(seed 321) {m0}", flush=True)
     best, best_state = m0, copy.deepcopy(ema.state_dict())
     for step in range(STEPS2):
-        idx = torch.randint(0, len(yt), (BATCH2,))
-        x0, yb = xt[idx], yt[idx].clone()
-        yb[torch.rand(BATCH2) < 0.1] = NULL
-        t = torch.randint(0, T, (BATCH2,))
-        noise = torch.randn_like(x0)
-        a = ac[t].reshape(-1, 1, 1, 1)
-        loss = F.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, yb), noise)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = train_step(model, opt, xt, yt, ac, BATCH2)
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.mul_(EMA2).add_(pm, alpha=1 - EMA2)
@@ -223,17 +229,7 @@ def main():
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=STEPS, pct_start=0.05)
     ac = alphas_cumprod.float()
     for step in range(stage1_steps):
-        idx = torch.randint(0, len(yt), (BATCH,))
-        x0, yb = xt[idx], yt[idx].clone()
-        yb[torch.rand(BATCH) < 0.1] = NULL
-        t = torch.randint(0, T, (BATCH,))
-        noise = torch.randn_like(x0)
-        a = ac[t].reshape(-1, 1, 1, 1)
-        loss = F.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, yb), noise)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = train_step(model, opt, xt, yt, ac, BATCH)
         sched.step()
         with torch.no_grad():
             d = min(0.999, (1 + step) / (10 + step))
