@@ -22,7 +22,8 @@ namespace GenService.Inference.Batching;
 ///      │                                    │ scheduling loop (one async loop, no thread):
 ///      │                                    │  1. wait for a free slot (≤ instances batches at once)
 ///      │                                    │  2. wait until the head's compatible rows fill a batch, or
-///      │                                    │     max_queue_delay after the head was queued (TimeProvider)
+///      │                                    │     max_queue_delay after the head was queued (TimeProvider),
+///      │                                    │     or one of them asks to be dispatched immediately
 ///      │                                    │  3. take FIFO chunks whose non-batch shapes equal the head's
 ///      │                                    ▼
 ///      │                      concat ─► IBatchExecutor (ONNX session pool) ─► split rows back
@@ -433,15 +434,17 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         if (waited < _settings.MaxQueueDelay)
         {
             int compatibleRows = 0;
+            bool now = false;
             for (LinkedListNode<Chunk>? n = first; n is not null && compatibleRows < max; n = n.Next)
             {
                 if (Compatible(head.Owner, n.Value.Owner))
                 {
                     compatibleRows += n.Value.Rows;
+                    now |= n.Value.Owner.Request.DispatchImmediately;
                 }
             }
 
-            if (compatibleRows < max)
+            if (compatibleRows < max && !now)
             {
                 dueIn = _settings.MaxQueueDelay - waited;
                 return false;

@@ -29,6 +29,13 @@ public sealed class InferenceRequest
 
     /// <summary>Absolute deadline; null uses the server default.</summary>
     public DateTimeOffset? Deadline { get; init; }
+
+    /// <summary>
+    /// The caller has batched already (an iteration-level scheduler sends each iteration as one request): the batch
+    /// holding these rows leaves at once instead of waiting up to max_queue_delay_ms for company. Rows of other
+    /// requests already queued with a compatible shape still ride along, up to max_batch_size.
+    /// </summary>
+    public bool DispatchImmediately { get; init; }
 }
 
 /// <summary>The rows of one request, split back out of whatever batches computed them.</summary>

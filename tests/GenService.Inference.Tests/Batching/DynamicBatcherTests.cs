@@ -126,6 +126,29 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_request_marked_dispatch_immediately_leaves_at_once_and_takes_queued_company_along()
+    {
+        var exec = new FakeExecutor();
+        DynamicBatcher batcher = Create(exec, maxBatch: 8, delayMs: 50);
+        Tensor a = Rows(2), b = Rows(2), now = Rows(1);
+        Task<InferenceResult> ta = batcher.InferAsync(Request(a), Ct).AsTask();
+        Task<InferenceResult> tb = batcher.InferAsync(Request(b), Ct).AsTask();
+        await Settle();
+        Assert.Empty(exec.Batches);                       // 4 of 8 rows, the 50 ms delay not over
+
+        var urgent = new InferenceRequest { Inputs = new Dictionary<string, Tensor> { ["x"] = now }, DispatchImmediately = true };
+        InferenceResult[] results = await Task.WhenAll(ta, tb, batcher.InferAsync(urgent, Ct).AsTask()).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+        // No time passed on the clock: the marked request sent the batch, with the queued rows in it, in order.
+        Assert.Equal([5], exec.Batches.Select(x => x.Rows));
+        AssertRowsEqual(a, results[0]);
+        AssertRowsEqual(b, results[1]);
+        AssertRowsEqual(now, results[2]);
+        Assert.All(results, r => Assert.Equal(5, r.BatchSize));
+        Assert.Equal(TimeSpan.Zero, results[2].QueueTime);
+    }
+
+    [Fact]
     public async Task A_large_request_is_split_into_batches_and_reassembled_in_order()
     {
         var exec = new FakeExecutor();
