@@ -45,6 +45,7 @@ public static partial class ArEndpoints
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Ar, model);
         ArJob job = ArJob.Create(request, loaded, options.Value.MaxCount);
         var metrics = http.RequestServices.GetService<GenServiceMetrics>();
+        ArSchedulerRegistry registry = http.RequestServices.GetRequiredService<ArSchedulerRegistry>();
         ILogger logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ArEndpoints));
         bool stream = request.Stream == true || EventStreams.Accepts(http);
         if (stream)
@@ -54,7 +55,7 @@ public static partial class ArEndpoints
                 throw new RequestValidationException("stream", "A streamed response is text/event-stream; drop 'Accept: image/png' or 'stream'.");
             }
 
-            return TypedResults.ServerSentEvents(StreamAsync(job, metrics, logger, http.RequestAborted));
+            return TypedResults.ServerSentEvents(StreamAsync(job, registry, metrics, logger, http.RequestAborted));
         }
 
         if (ModelIO.WantsPngGrid(http) && !job.IsImage)
@@ -62,7 +63,7 @@ public static partial class ArEndpoints
             throw new RequestValidationException("Accept", $"Model '{job.Manifest.Name}' produces {job.Manifest.Output.Kind} samples, which have no PNG form; accept application/json.");
         }
 
-        ArCompleted done = await RunToEndAsync(job, metrics, logger, http.RequestAborted);
+        ArCompleted done = await RunToEndAsync(job, registry, metrics, logger, http.RequestAborted);
         if (ModelIO.WantsPngGrid(http))
         {
             float[][] images = [.. done.Samples.Select(s => Pixels(job, s.Tokens))];
@@ -90,9 +91,9 @@ public static partial class ArEndpoints
         });
     }
 
-    private static async Task<ArCompleted> RunToEndAsync(ArJob job, GenServiceMetrics? metrics, ILogger logger, CancellationToken ct)
+    private static async Task<ArCompleted> RunToEndAsync(ArJob job, ArSchedulerRegistry registry, GenServiceMetrics? metrics, ILogger logger, CancellationToken ct)
     {
-        await foreach (ArEvent e in RunWithMetricsAsync(job, metrics, logger, ct))
+        await foreach (ArEvent e in RunWithMetricsAsync(job, registry, stream: false, metrics, logger, ct))
         {
             if (e is ArCompleted done)
             {
@@ -103,25 +104,27 @@ public static partial class ArEndpoints
         throw new InvalidOperationException("The ar loop ended without a result.");
     }
 
-    /// <summary>The loop, counting network evaluations (decoder calls x rows) and logging how it ended.</summary>
-    private static async IAsyncEnumerable<ArEvent> RunWithMetricsAsync(ArJob job, GenServiceMetrics? metrics, ILogger logger, [EnumeratorCancellation] CancellationToken ct)
+    /// <summary>
+    /// The loop (iteration- or request-level, as configured), counting network evaluations (one decoder row per
+    /// generated token) and logging how it ended. <paramref name="stream"/> false: only the result is needed.
+    /// </summary>
+    private static async IAsyncEnumerable<ArEvent> RunWithMetricsAsync(ArJob job, ArSchedulerRegistry registry, bool stream, GenServiceMetrics? metrics, ILogger logger, [EnumeratorCancellation] CancellationToken ct)
     {
-        long evaluations = 0;
-        int tokens = 0;
+        long tokens = 0;
         bool completed = false;
         try
         {
-            await foreach (ArEvent e in ArGenerator.RunAsync(job, ct))
+            await foreach (ArEvent e in registry.RunAsync(job, ct, stream))
             {
                 if (e is ArTokenGenerated)
                 {
-                    evaluations++;
                     tokens++;
                 }
                 else if (e is ArCompleted done)
                 {
                     completed = true;
-                    LogGenerated(logger, job.Manifest.Name, job.Count, tokens, done.DecoderCalls, job.UseCache && job.Decoder.HasCache);
+                    tokens = done.Samples.Sum(s => s.Tokens.Length);
+                    LogGenerated(logger, job.Manifest.Name, job.Count, (int)tokens, done.DecoderCalls, job.UseCache && job.Decoder.HasCache);
                 }
 
                 yield return e;
@@ -129,10 +132,10 @@ public static partial class ArEndpoints
         }
         finally
         {
-            metrics?.RecordNetworkEvaluations(job.Manifest.Name, "ar", evaluations);
+            metrics?.RecordNetworkEvaluations(job.Manifest.Name, "ar", tokens);
             if (!completed)
             {
-                LogStopped(logger, job.Manifest.Name, tokens);
+                LogStopped(logger, job.Manifest.Name, (int)tokens);
             }
         }
     }
@@ -195,8 +198,8 @@ public static partial class ArEndpoints
     }
 
     /// <summary>SSE: `token` per generated token, `done` per finished sample; a failure after the headers is an `error` event.</summary>
-    private static IAsyncEnumerable<SseItem<string>> StreamAsync(ArJob job, GenServiceMetrics? metrics, ILogger logger, CancellationToken ct)
-        => EventStreams.StreamAsync(RunWithMetricsAsync(job, metrics, logger, ct), e => e switch
+    private static IAsyncEnumerable<SseItem<string>> StreamAsync(ArJob job, ArSchedulerRegistry registry, GenServiceMetrics? metrics, ILogger logger, CancellationToken ct)
+        => EventStreams.StreamAsync(RunWithMetricsAsync(job, registry, stream: true, metrics, logger, ct), e => e switch
         {
             ArTokenGenerated t => EventStreams.Item(new ArTokenEvent(t.Sample, t.Index, new ArTokenInfo(t.TokenId, job.Tokenizer?.TokenText(t.TokenId), Math.Round(t.LogProb, 6))), "token"),
             ArSampleFinished f => EventStreams.Item(new ArDoneEvent(f.Sample, f.Result.FinishReason, f.Result.Tokens.Length, job.Seed, f.Result.Text), "done"),

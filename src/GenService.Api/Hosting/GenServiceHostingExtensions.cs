@@ -2,6 +2,8 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using GenService.Api.Errors;
+using GenService.Api.Families.Ar;
+using GenService.Api.Families.Diffusion;
 using GenService.Api.Operations;
 using GenService.Inference.Hosting;
 using Microsoft.AspNetCore.Http.Json;
@@ -89,6 +91,8 @@ public static class GenServiceHostingExtensions
 
         builder.AddGenServiceLogging();
         services.AddGenServiceInference();
+        services.AddDiffusionScheduling();
+        services.AddArScheduling();
         return builder;
     }
 

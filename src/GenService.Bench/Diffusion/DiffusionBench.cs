@@ -20,7 +20,7 @@ namespace GenService.Bench.Diffusion;
 ///   dotnet run --project src/GenService.Bench -c Release -- diffusion mixed    [--seconds 15] [--runs 3] [--concurrency 64] [--load 0.7]
 ///   dotnet run --project src/GenService.Bench -c Release -- diffusion batching [--seconds 10] [--runs 3]
 ///   dotnet run --project src/GenService.Bench -c Release -- diffusion e2e      [--runs 5]
-///   common: [--model digits-ddpm] [--out results.json] [--max-rows N (iteration mode's row cap; 0 = max_batch_size)] [--padding auto|always|never]
+///   common: [--model digits-ddpm] [--out results.json] [--max-rows N (iteration mode's row cap; 0 = max_batch_size)]
 /// </code>
 /// mixed: one third each of 10, 50 and 250-step DDIM requests (1 sample). First the capacity of each scheduling
 /// mode, closed loop; then open-loop Poisson arrivals at --load x the request-level capacity, both modes at the
@@ -50,7 +50,6 @@ internal static class DiffusionBench
         string model = Get("model", "digits-ddpm");
         string? outFile = Get("out", "") is { Length: > 0 } o ? o : null;
         Host.MaxRowsPerIteration = Get("max-rows", "0");
-        Host.Padding = Get("padding", "auto");
         string models = Path.Combine(root, "models");
         Console.WriteLine($"# GenService diffusion benchmark '{scenario}': {model}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         var report = new JsonObject { ["scenario"] = scenario, ["model"] = model, ["seconds"] = seconds, ["runs"] = runs };
@@ -369,8 +368,6 @@ internal static class DiffusionBench
         /// <summary>GenService:Diffusion:MaxRowsPerIteration for every host started (0 = max_batch_size).</summary>
         public static string MaxRowsPerIteration { get; set; } = "0";
 
-        /// <summary>GenService:Diffusion:Padding (auto | always | never) for every host started.</summary>
-        public static string Padding { get; set; } = "auto";
 
         private Host(WebApplication app, HttpClient client)
         {
@@ -387,7 +384,6 @@ internal static class DiffusionBench
             builder.Configuration["GenService:ModelRepository"] = models;
             builder.Configuration["GenService:Diffusion:Scheduling"] = scheduling;
             builder.Configuration["GenService:Diffusion:MaxRowsPerIteration"] = MaxRowsPerIteration;
-            builder.Configuration["GenService:Diffusion:Padding"] = Padding;
             builder.Configuration["Serilog:MinimumLevel:Default"] = "Warning";
             builder.AddGenService();
             WebApplication app = builder.Build();

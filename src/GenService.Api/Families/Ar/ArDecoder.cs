@@ -64,6 +64,19 @@ internal sealed class ArDecoder
     public bool HasCache { get; }
 
     /// <summary>
+    /// True when rows whose pasts have different lengths can share one call: each past is left-padded to the longest
+    /// with zeros that attention_mask hides, and position_ids carry each row's true positions. Without both inputs
+    /// the graph would see the padding (or count positions from the padded length), so such rows get separate calls.
+    /// </summary>
+    public bool CanMergePastLengths => HasCache && AttentionMask is not null && PositionIds is not null;
+
+    /// <summary>Cache slots (past_key_values.{i}.key/value pairs count as two).</summary>
+    public int CacheSlots => _cache.Length;
+
+    /// <summary>Heads and head_dim of cache slot <paramref name="slot"/>.</summary>
+    public (int Heads, int HeadDim) SlotShape(int slot) => ((int)_cache[slot].Heads, (int)_cache[slot].HeadDim);
+
+    /// <summary>
     /// One decoder call: <paramref name="ids"/> is [rows, newTokens] row-major; <paramref name="past"/> the cache of
     /// the same rows (null: past length 0). Returns logits [rows, newTokens, V] and, when asked, the new cache.
     /// </summary>
@@ -71,25 +84,48 @@ internal sealed class ArDecoder
         long[] ids, int rows, int newTokens, KvCache? past, bool wantPresent, CancellationToken ct)
     {
         int pastLength = past?.Length ?? 0;
+        (float[] logits, Tensor[]? presents, InferenceResult result) = await RunPackedAsync(
+            new PackedCall(ids, rows, newTokens, pastLength) { Pasts = past?.Tensors }, wantPresent, dispatchImmediately: false, ct);
+        return (logits, presents is null ? null : new KvCache(presents, pastLength + newTokens), result);
+    }
+
+    /// <summary>
+    /// One decoder call in full generality (the iteration-level loop packs rows of different requests): the mask and
+    /// positions default to all ones and past .. past+S-1; absent pasts are empty. Presents come back as the graph
+    /// returns them ([rows, H, past + newTokens, Dh]) when <paramref name="wantPresent"/> and the graph has a cache.
+    /// </summary>
+    public async Task<(float[] Logits, Tensor[]? Presents, InferenceResult Result)> RunPackedAsync(
+        PackedCall call, bool wantPresent, bool dispatchImmediately, CancellationToken ct)
+    {
+        (long[] ids, int rows, int newTokens, int pastLength) = (call.Ids, call.Rows, call.NewTokens, call.PastLength);
         var inputs = new Dictionary<string, Tensor>(StringComparer.Ordinal)
         {
             [InputIds] = Tensor.FromLongs(ids, rows, newTokens),
         };
         if (AttentionMask is not null)
         {
-            var mask = new long[rows * (pastLength + newTokens)];
-            Array.Fill(mask, 1L);
+            long[]? mask = call.AttentionMask;
+            if (mask is null)
+            {
+                mask = new long[rows * (pastLength + newTokens)];
+                Array.Fill(mask, 1L);
+            }
+
             inputs[AttentionMask] = Tensor.FromLongs(mask, rows, pastLength + newTokens);
         }
 
         if (PositionIds is not null)
         {
-            var positions = new long[rows * newTokens];
-            for (int r = 0; r < rows; r++)
+            long[]? positions = call.PositionIds;
+            if (positions is null)
             {
-                for (int j = 0; j < newTokens; j++)
+                positions = new long[rows * newTokens];
+                for (int r = 0; r < rows; r++)
                 {
-                    positions[(r * newTokens) + j] = pastLength + j;
+                    for (int j = 0; j < newTokens; j++)
+                    {
+                        positions[(r * newTokens) + j] = pastLength + j;
+                    }
                 }
             }
 
@@ -98,7 +134,7 @@ internal sealed class ArDecoder
 
         for (int s = 0; s < _cache.Length; s++)
         {
-            inputs[_cache[s].Past] = past?.Tensors[s] ?? Tensor.FromFloats([], rows, _cache[s].Heads, 0, _cache[s].HeadDim);
+            inputs[_cache[s].Past] = call.Pasts?[s] ?? Tensor.FromFloats([], rows, _cache[s].Heads, 0, _cache[s].HeadDim);
         }
 
         bool fetchPresent = wantPresent && HasCache;
@@ -108,20 +144,31 @@ internal sealed class ArDecoder
             outputs.AddRange(_cache.Select(c => c.Present!));
         }
 
-        InferenceResult result = await Runner.InferAsync(new InferenceRequest { Inputs = inputs, Outputs = outputs }, ct);
+        InferenceResult result = await Runner.InferAsync(new InferenceRequest { Inputs = inputs, Outputs = outputs, DispatchImmediately = dispatchImmediately }, ct);
         Tensor logits = result.Outputs[Logits];
         if (logits.Shape.Length != 3 || logits.Shape[0] != rows || logits.Shape[1] != newTokens || logits.Shape[2] != VocabSize)
         {
             throw new InvalidOperationException($"Graph {Runner.V2Name} returned logits of shape [{string.Join(",", logits.Shape)}]; expected [{rows},{newTokens},{VocabSize}].");
         }
 
-        KvCache? present = fetchPresent
-            ? new KvCache([.. _cache.Select(c => result.Outputs[c.Present!])], pastLength + newTokens)
-            : null;
-        return (logits.AsFloats(), present, result);
+        Tensor[]? presents = fetchPresent ? [.. _cache.Select(c => result.Outputs[c.Present!])] : null;
+        return (logits.AsFloats(), presents, result);
     }
 
     private sealed record CacheSlot(string Past, string? Present, long Heads, long HeadDim);
+}
+
+/// <summary>
+/// The inputs of one decoder call: ids [rows, newTokens], the pasts' (padded) length, and optionally the attention
+/// mask [rows, past + newTokens], position ids [rows, newTokens] and pasts (one [rows, H, past, Dh] per slot).
+/// </summary>
+internal sealed record PackedCall(long[] Ids, int Rows, int NewTokens, int PastLength)
+{
+    public long[]? AttentionMask { get; init; }
+
+    public long[]? PositionIds { get; init; }
+
+    public Tensor[]? Pasts { get; init; }
 }
 
 /// <summary>The presents of one call, ready to be the next call's pasts: one [rows, H, Length, Dh] tensor per name.</summary>

@@ -1,10 +1,8 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using GenService.Api.Families.Common;
 using GenService.Inference.Runtime;
 using GenService.Sampling.Autoregressive;
-using GenService.Sampling.Random;
 
 namespace GenService.Api.Families.Ar;
 
@@ -42,32 +40,14 @@ internal static class ArGenerator
         ArDecoder decoder = job.Decoder;
         int n = job.Count;
         int vocab = decoder.VocabSize;
-        var sequences = new List<int>[n];
-        var generated = new List<int>[n];
-        var logProbs = new List<double>[n];
-        var streams = new NoiseStream[n];
-        var results = new ArSampleResult?[n];
-        for (int i = 0; i < n; i++)
-        {
-            sequences[i] = [];
-            if (job.StartTokens[i] is { } start)
-            {
-                sequences[i].Add(start);
-            }
-
-            sequences[i].AddRange(job.Prompt);
-            generated[i] = [];
-            logProbs[i] = [];
-            streams[i] = new NoiseStream(job.Seed, (ulong)i, SeedStreams.Tokens);
-        }
-
         var processor = new LogitsProcessor(job.Settings, vocab);
+        ArSequence[] sequences = [.. Enumerable.Range(0, n).Select(i => new ArSequence(job, i, processor))];
         var timings = new InferenceTimings();
         bool useCache = job.UseCache && decoder.HasCache;
         KvCache? cache = null;
-        List<int> active = [.. Enumerable.Range(0, n)];
+        List<ArSequence> active = [.. sequences];
         int calls = 0;
-        float[] masked = ArrayPool<float>.Shared.Rent(vocab);
+        float[] scratch = ArrayPool<float>.Shared.Rent(vocab);
         try
         {
             while (active.Count > 0)
@@ -75,11 +55,11 @@ internal static class ArGenerator
                 ct.ThrowIfCancellationRequested();
                 int rows = active.Count;
                 bool prefill = cache is null;
-                int width = !useCache || prefill ? sequences[active[0]].Count : 1;
+                int width = !useCache || prefill ? active[0].Tokens.Count : 1;
                 var ids = new long[rows * width];
                 for (int r = 0; r < rows; r++)
                 {
-                    List<int> seq = sequences[active[r]];
+                    List<int> seq = active[r].Tokens;
                     for (int j = 0; j < width; j++)
                     {
                         ids[(r * width) + j] = seq[seq.Count - width + j];
@@ -91,51 +71,20 @@ internal static class ArGenerator
                 calls++;
 
                 var keep = new List<int>(rows);
-                var stillActive = new List<int>(rows);
+                var stillActive = new List<ArSequence>(rows);
                 var events = new List<ArEvent>();
                 for (int r = 0; r < rows; r++)
                 {
-                    int i = active[r];
-                    var last = new ReadOnlySpan<float>(logits, ((r * width) + width - 1) * vocab, vocab);
-                    float u = streams[i].NextUniform();
-                    int token = Choose(processor, last, sequences[i], u, job.AllowedTokens, masked.AsSpan(0, vocab));
-                    double logProb = LogitsProcessor.LogSoftmaxAt(last, token);
-                    sequences[i].Add(token);
-                    generated[i].Add(token);
-                    logProbs[i].Add(logProb);
-                    events.Add(new ArTokenGenerated(i, generated[i].Count - 1, token, logProb));
-
-                    // The text so far is decoded only where it is needed: stop strings, or a finished sample.
-                    string? finish = null;
-                    string? text = job.Stops.Count > 0 ? job.Tokenizer?.Decode(generated[i]) : null;
-                    if (token == job.EosTokenId)
-                    {
-                        finish = EosToken;
-                    }
-                    else if (text is not null && StopSequences.FindEarliest(text, job.Stops, out _) is var at and >= 0)
-                    {
-                        finish = StopSequence;
-                        text = text[..at];
-                    }
-                    else if (generated[i].Count >= job.MaxNewTokens)
-                    {
-                        finish = Length;
-                    }
-
-                    if (finish is not null && finish != StopSequence)
-                    {
-                        text = job.Tokenizer?.Decode(generated[i]);
-                    }
-
-                    if (finish is null)
+                    ArSequence s = active[r];
+                    events.Add(s.Accept(new ReadOnlySpan<float>(logits, ((r * width) + width - 1) * vocab, vocab), scratch));
+                    if (s.Result is null)
                     {
                         keep.Add(r);
-                        stillActive.Add(i);
+                        stillActive.Add(s);
                     }
                     else
                     {
-                        results[i] = new ArSampleResult([.. generated[i]], [.. logProbs[i]], text, finish);
-                        events.Add(new ArSampleFinished(i, results[i]!));
+                        events.Add(new ArSampleFinished(s.Sample, s.Result));
                     }
                 }
 
@@ -153,23 +102,9 @@ internal static class ArGenerator
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(masked);
+            ArrayPool<float>.Shared.Return(scratch);
         }
 
-        yield return new ArCompleted([.. results.Select(r => r!)], calls, timings);
-    }
-
-    /// <summary>Image models generate pixels only: tokens at or above the level count (class/start tokens) are masked out.</summary>
-    private static int Choose(LogitsProcessor processor, ReadOnlySpan<float> logits, List<int> sequence, float u, int allowed, Span<float> scratch)
-    {
-        ReadOnlySpan<int> seq = CollectionsMarshal.AsSpan(sequence);
-        if (allowed >= logits.Length)
-        {
-            return processor.Choose(logits, seq, u).TokenId;
-        }
-
-        logits.CopyTo(scratch);
-        scratch[allowed..].Fill(float.NegativeInfinity);
-        return processor.Choose(scratch, seq, u).TokenId;
+        yield return new ArCompleted([.. sequences.Select(s => s.Result!)], calls, timings);
     }
 }

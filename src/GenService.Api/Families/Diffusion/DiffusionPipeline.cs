@@ -268,14 +268,15 @@ internal sealed class DenoiserBatch
     }
 
     /// <summary>
-    /// The inputs of one call: rows in the order of <paramref name="samples"/>, guided samples taking two, then
-    /// copies of the first row up to <paramref name="padTo"/> rows (their outputs are ignored).
+    /// The inputs of one call: rows in the order of <paramref name="samples"/>, guided samples taking two.
+    /// <paramref name="dispatchImmediately"/>: the call is a whole scheduler iteration, batched already, so the
+    /// batcher sends it at once; a request-level step leaves it false, so concurrent requests' steps can merge.
     /// </summary>
-    public InferenceRequest Build(IReadOnlyList<DiffusionSampleCursor> samples, int rows, int padTo = 0)
+    public InferenceRequest Build(IReadOnlyList<DiffusionSampleCursor> samples, int rows, bool dispatchImmediately)
     {
         // Fresh arrays per call: the batcher may hold the tensors until the call completes, and the call is
         // small next to the model run (64 rows of 8x8 = 16 KB).
-        int total = Math.Max(rows, padTo);
+        int total = rows;
         var input = new float[total * _elements];
         var timesteps = new double[total];
         var labels = _labelSpec is null ? null : new double[total];
@@ -305,16 +306,6 @@ internal sealed class DenoiserBatch
             }
         }
 
-        for (int pad = row; pad < total; pad++)
-        {
-            input.AsSpan(0, _elements).CopyTo(input.AsSpan(pad * _elements, _elements));
-            timesteps[pad] = timesteps[0];
-            if (labels is not null)
-            {
-                labels[pad] = labels[0];
-            }
-        }
-
         long[] dims = (long[])_sampleDims.Clone();
         dims[0] = total;
         var inputs = new Dictionary<string, Tensor>
@@ -327,7 +318,7 @@ internal sealed class DenoiserBatch
             inputs[_labelSpec.Name] = ModelIO.Scalars(_labelSpec, labels);
         }
 
-        return new InferenceRequest { Inputs = inputs, Outputs = [PredictionName] };
+        return new InferenceRequest { Inputs = inputs, Outputs = [PredictionName], DispatchImmediately = dispatchImmediately };
     }
 
     /// <summary>Advances every sample one step from the call's prediction (rows laid out as <see cref="Build"/>).</summary>
@@ -362,7 +353,7 @@ internal static class DiffusionPipeline
         for (int step = job.StartStep; step < total; step++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            InferenceResult result = await job.Denoiser.InferAsync(batch.Build(samples, rows), cancellationToken);
+            InferenceResult result = await job.Denoiser.InferAsync(batch.Build(samples, rows, dispatchImmediately: false), cancellationToken);
             timings.Add(result);
             batch.Advance(samples, result.Outputs[batch.PredictionName].AsFloats(), scratch);
             yield return new DiffusionStepDone(Progress(job, step - job.StartStep + 1, clock));

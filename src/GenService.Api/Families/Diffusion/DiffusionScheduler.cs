@@ -26,25 +26,19 @@ namespace GenService.Api.Families.Diffusion;
 /// a stream of small ones. Sample results do not depend on the company they keep: each sample's arithmetic and
 /// noise stream are its own (<see cref="DiffusionSampleCursor"/>), only the rows around it change.
 /// </summary>
-internal sealed class DiffusionScheduler : IDisposable
+internal sealed class DiffusionScheduler : IIterationScheduler
 {
     // Admission wait enters a request's queue_ms through InferenceTimings, which sums InferenceResults.
     private static readonly Dictionary<string, Inference.Tensors.Tensor> NoOutputs = [];
 
     private readonly DenoiserBatch _batch;
     private readonly int _maxQueuedSamples;
-    private readonly DiffusionSchedulerMetrics? _metrics;
+    private readonly IterationSchedulerMetrics? _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Action<DiffusionScheduler>? _onClosed;
     private readonly CancellationTokenSource _stopping = new();
     private readonly float[] _scratch;
-    private readonly DiffusionPadding _padding;
-    private readonly double _queueDelaySeconds;
-    private double _paddedCallSeconds;   // mean denoiser call latency of padded partial iterations; 0 = not yet measured
-    private double _unpaddedCallSeconds; // the same, unpadded (includes the batcher's max_queue_delay wait)
-    private long _partialIterations;
-    private long _paddedRows;
 
     private readonly Lock _lock = new();
     private readonly LinkedList<ScheduledRequest> _waiting = new();
@@ -58,10 +52,8 @@ internal sealed class DiffusionScheduler : IDisposable
     private long _iterations;
 
     public DiffusionScheduler(IGraphRunner denoiser, Inference.Manifest.ModelManifest manifest, int maxRowsPerIteration, int maxQueuedSamples,
-        DiffusionSchedulerMetrics? metrics, TimeProvider time, ILogger logger, Action<DiffusionScheduler>? onClosed = null, DiffusionPadding padding = DiffusionPadding.Never)
+        IterationSchedulerMetrics? metrics, TimeProvider time, ILogger logger, Action<DiffusionScheduler>? onClosed = null)
     {
-        _padding = padding;
-        _queueDelaySeconds = manifest.Batching.MaxQueueDelayMs / 1000;
         _batch = new DenoiserBatch(denoiser, manifest);
         RowCap = maxRowsPerIteration > 0 ? maxRowsPerIteration : denoiser.MaxBatchSize;
         _maxQueuedSamples = maxQueuedSamples;
@@ -75,6 +67,8 @@ internal sealed class DiffusionScheduler : IDisposable
     }
 
     public IGraphRunner Denoiser => _batch.Denoiser;
+
+    IGraphRunner IIterationScheduler.Graph => Denoiser;
 
     public string ModelName { get; }
 
@@ -251,13 +245,11 @@ internal sealed class DiffusionScheduler : IDisposable
     private async Task RunIterationAsync(List<DiffusionSampleCursor> batch, int rows, List<ScheduledRequest> touched, long started)
     {
         InferenceResult result;
-        bool partial = rows < Denoiser.MaxBatchSize;
-        bool pad = ShouldPad(rows);
-        int padTo = pad ? Denoiser.MaxBatchSize : 0;
-        long callStarted = _time.GetTimestamp();
         try
         {
-            result = await Denoiser.InferAsync(_batch.Build(batch, rows, padTo), _stopping.Token);
+            // The iteration is the batch: it leaves the batcher at once instead of waiting max_queue_delay_ms for
+            // company that cannot come (this loop is the denoiser's main caller and is waiting on this call).
+            result = await Denoiser.InferAsync(_batch.Build(batch, rows, dispatchImmediately: true), _stopping.Token);
         }
         catch (Exception e)
         {
@@ -280,15 +272,6 @@ internal sealed class DiffusionScheduler : IDisposable
 
         _batch.Advance(batch, result.Outputs[_batch.PredictionName].AsFloats(), _scratch);
         Interlocked.Add(ref _rowsComputed, rows);
-        if (partial)
-        {
-            RecordCallLatency(pad, _time.GetElapsedTime(callStarted).TotalSeconds);
-        }
-
-        if (pad)
-        {
-            Interlocked.Add(ref _paddedRows, padTo - rows);
-        }
 
         Interlocked.Increment(ref _iterations);
 
@@ -310,44 +293,6 @@ internal sealed class DiffusionScheduler : IDisposable
 
         _metrics?.RecordIteration(ModelName, rows, _time.GetElapsedTime(started).TotalSeconds);
     }
-
-    /// <summary>
-    /// Rows to send for an iteration of <paramref name="rows"/> rows: max_batch_size when padding pays (a full batch
-    /// is dispatched at once instead of waiting max_queue_delay for company that never comes), else 0 (no padding).
-    /// Auto measures instead of guessing: it keeps the mean call latency (batcher wait + compute) of padded and of
-    /// unpadded partial iterations, takes the faster, and tries the other one iteration in 32 so a change of load
-    /// or of machine is noticed. (A rule on the configured delay alone misjudges: timers fire late on a busy box.)
-    /// </summary>
-    private bool ShouldPad(int rows)
-    {
-        int max = Denoiser.MaxBatchSize;
-        if (rows >= max || _padding == DiffusionPadding.Never || (_padding == DiffusionPadding.Auto && _queueDelaySeconds <= 0))
-        {
-            return false;
-        }
-
-        if (_padding == DiffusionPadding.Always || _paddedCallSeconds == 0)
-        {
-            return true;
-        }
-
-        if (_unpaddedCallSeconds == 0)
-        {
-            return false;
-        }
-
-        bool padIsFaster = _paddedCallSeconds < _unpaddedCallSeconds;
-        return ++_partialIterations % 32 == 0 ? !padIsFaster : padIsFaster;
-    }
-
-    private void RecordCallLatency(bool padded, double seconds)
-    {
-        ref double mean = ref padded ? ref _paddedCallSeconds : ref _unpaddedCallSeconds;
-        mean = mean == 0 ? seconds : (0.9 * mean) + (0.1 * seconds);
-    }
-
-    /// <summary>Rows added by padding so far (not counted in <see cref="RowsComputed"/>).</summary>
-    public long PaddedRows => Interlocked.Read(ref _paddedRows);
 
     /// <summary>The distinct requests of a batch, in batch order.</summary>
     private static void CollectRequests(List<DiffusionSampleCursor> batch, List<ScheduledRequest> requests)

@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using System.Diagnostics.Metrics;
-using System.Runtime.CompilerServices;
+using GenService.Api.Families.Common;
 using GenService.Inference.Runtime;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -8,9 +8,9 @@ using Microsoft.Extensions.Options;
 namespace GenService.Api.Families.Diffusion;
 
 /// <summary>
-/// Runs diffusion jobs in the configured mode: <see cref="DiffusionScheduling.Iteration"/> through one
+/// Runs diffusion jobs in the configured mode: <see cref="SchedulingMode.Iteration"/> through one
 /// <see cref="DiffusionScheduler"/> per loaded denoiser (created on first use), or
-/// <see cref="DiffusionScheduling.Request"/> through the request-level <see cref="DiffusionPipeline"/>.
+/// <see cref="SchedulingMode.Request"/> through the request-level <see cref="DiffusionPipeline"/>.
 /// Schedulers are keyed by the denoiser runner, i.e. by model version: a reloaded model brings a new runner and
 /// so a new loop, while requests already on the old version finish there. The table holds runners weakly, so an
 /// unloaded version and its (idle) scheduler can be collected.
@@ -18,22 +18,20 @@ namespace GenService.Api.Families.Diffusion;
 internal sealed class DiffusionSchedulerRegistry : IDisposable
 {
     private readonly DiffusionSchedulingOptions _options;
-    private readonly DiffusionSchedulerMetrics? _metrics;
+    private readonly IterationSchedulerMetrics? _metrics;
     private readonly TimeProvider _time;
     private readonly ILoggerFactory _loggerFactory;
-    private readonly ConditionalWeakTable<IGraphRunner, DiffusionScheduler> _schedulers = [];
-    private readonly Lock _lock = new();
-    private bool _disposed;
+    private readonly SchedulerTable<DiffusionScheduler> _schedulers = new();
 
     public DiffusionSchedulerRegistry(IOptions<DiffusionSchedulingOptions> options, IMeterFactory? meterFactory, TimeProvider time, ILoggerFactory loggerFactory)
     {
         _options = options.Value;
-        _metrics = meterFactory is null ? null : new DiffusionSchedulerMetrics(meterFactory, ObserveActive);
+        _metrics = meterFactory is null ? null : new IterationSchedulerMetrics(meterFactory, "diffusion", "Denoiser rows", _schedulers.ObserveActive);
         _time = time;
         _loggerFactory = loggerFactory;
     }
 
-    public DiffusionScheduling Mode => _options.Scheduling;
+    public SchedulingMode Mode => _options.Scheduling;
 
     /// <summary>
     /// The registry of a host that did not register one (<see cref="DiffusionSchedulingExtensions.AddDiffusionScheduling"/>):
@@ -58,77 +56,19 @@ internal sealed class DiffusionSchedulerRegistry : IDisposable
     /// the iteration-level scheduler may leave out the <see cref="DiffusionStepDone"/> events.
     /// </summary>
     public IAsyncEnumerable<DiffusionEvent> RunAsync(DiffusionJob job, CancellationToken cancellationToken, bool progress = true)
-        => _options.Scheduling == DiffusionScheduling.Request
+        => _options.Scheduling == SchedulingMode.Request
             ? DiffusionPipeline.RunAsync(job, cancellationToken)
             : For(job).RunAsync(job, cancellationToken, progress);
 
     /// <summary>The scheduler of the job's denoiser, created on first use.</summary>
     public DiffusionScheduler For(DiffusionJob job)
-    {
-        lock (_lock)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_schedulers.TryGetValue(job.Denoiser, out DiffusionScheduler? scheduler))
-            {
-                scheduler = new DiffusionScheduler(job.Denoiser, job.Manifest, _options.MaxRowsPerIteration, _options.MaxQueuedSamples,
-                    _metrics, _time, _loggerFactory.CreateLogger<DiffusionScheduler>(), Forget, _options.Padding);
-                _schedulers.Add(job.Denoiser, scheduler);
-            }
-
-            return scheduler;
-        }
-    }
+        => _schedulers.GetOrCreate(job.Denoiser, forget => new DiffusionScheduler(job.Denoiser, job.Manifest, _options.MaxRowsPerIteration,
+            _options.MaxQueuedSamples, _metrics, _time, _loggerFactory.CreateLogger<DiffusionScheduler>(), forget));
 
     /// <summary>Schedulers alive now (tests, metrics).</summary>
-    public IReadOnlyList<DiffusionScheduler> Schedulers
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return [.. _schedulers.Select(p => p.Value)];
-            }
-        }
-    }
+    public IReadOnlyList<DiffusionScheduler> Schedulers => _schedulers.All;
 
-    private void Forget(DiffusionScheduler scheduler)
-    {
-        lock (_lock)
-        {
-            if (_schedulers.TryGetValue(scheduler.Denoiser, out DiffusionScheduler? current) && ReferenceEquals(current, scheduler))
-            {
-                _schedulers.Remove(scheduler.Denoiser);
-            }
-        }
-    }
-
-    private IEnumerable<Measurement<int>> ObserveActive()
-    {
-        foreach (DiffusionScheduler s in Schedulers)
-        {
-            yield return new Measurement<int>(s.ActiveRequests, new KeyValuePair<string, object?>("model", s.ModelName));
-        }
-    }
-
-    public void Dispose()
-    {
-        IReadOnlyList<DiffusionScheduler> all;
-        lock (_lock)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-
-            all = [.. _schedulers.Select(p => p.Value)];
-            _disposed = true;
-        }
-
-        foreach (DiffusionScheduler s in all)
-        {
-            s.Dispose();
-        }
-    }
+    public void Dispose() => _schedulers.Dispose();
 }
 
 /// <summary>Registration of the diffusion scheduling services.</summary>

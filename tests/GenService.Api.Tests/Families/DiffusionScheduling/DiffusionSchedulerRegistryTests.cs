@@ -2,7 +2,7 @@ using GenService.Api.Families.Diffusion;
 using GenService.Inference;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
-using SchedulingMode = GenService.Api.Families.Diffusion.DiffusionScheduling;
+using SchedulingMode = GenService.Api.Families.Common.SchedulingMode;
 using static GenService.Api.Tests.Families.FamilyTestHelpers;
 
 namespace GenService.Api.Tests.Families.DiffusionScheduling;

@@ -227,43 +227,18 @@ public sealed class DiffusionSchedulerTests
     }
 
     [Fact]
-    public async Task Padded_iterations_send_full_batches_and_change_no_sample()
+    public async Task Iterations_ask_the_batcher_to_dispatch_at_once_and_request_level_steps_do_not()
     {
+        // An iteration is a batch already: waiting max_queue_delay_ms in the batcher for company would only add
+        // latency. Request-level steps must wait, so that concurrent requests' steps can merge.
         var denoiser = new ScriptedDenoiser(maxBatchSize: 8);
-        using DiffusionScheduler scheduler = denoiser.Scheduler(padding: DiffusionPadding.Always);
-        DiffusionSampleRequest body = Body(4, 6, "dpm_solver_pp", count: 3, label: 2, guidance: 1.5);
-        (_, DiffusionCompleted done) = await DrainAsync(scheduler.RunAsync(denoiser.Job(body), Ct));
-        DiffusionCompleted expected = (await DrainAsync(DiffusionPipeline.RunAsync(new ScriptedDenoiser().Job(body), Ct))).Done;
-        for (int i = 0; i < 3; i++)
-        {
-            Assert.True(MaxAbsDiff(done.Samples[i], expected.Samples[i]) <= 1e-6);
-        }
-
-        // 3 guided samples = 6 rows, padded to 8 with copies of the first row (label 2).
-        Assert.All(denoiser.CallsSnapshot(), call => Assert.Equal(8, call.Rows));
-        Assert.Equal(6L * 6, scheduler.RowsComputed);
-        Assert.Equal(6L * 2, scheduler.PaddedRows);
-    }
-
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task Auto_padding_keeps_whichever_measures_faster(bool waitingCostsMore)
-    {
-        // waitingCostsMore: a partial batch waits 25 ms in the "batcher", a full one leaves at once (a small model).
-        // Otherwise a full batch costs 25 ms to compute and a partial one nothing (a large model on a CPU).
-        var denoiser = new ScriptedDenoiser(maxBatchSize: 8)
-        {
-            LatencyMs = rows => (rows < 8) == waitingCostsMore ? 25 : 0,
-        };
-        using DiffusionScheduler scheduler = denoiser.Scheduler(padding: DiffusionPadding.Auto);
-        await DrainAsync(scheduler.RunAsync(denoiser.Job(Body(4, 14, count: 2, label: 1)), Ct));
-        int[] rows = [.. denoiser.CallsSnapshot().Select(c => c.Rows)];
-
-        // Both are tried once, then the faster one is kept (bar one exploring iteration in 32).
-        Assert.Equal([8, 2], rows[..2]);
-        int expected = waitingCostsMore ? 8 : 2;
-        Assert.True(rows[2..].Count(r => r == expected) >= 11, string.Join(",", rows));
+        using DiffusionScheduler scheduler = denoiser.Scheduler();
+        await DrainAsync(scheduler.RunAsync(denoiser.Job(Body(4, 5, count: 3)), Ct));
+        await DrainAsync(DiffusionPipeline.RunAsync(denoiser.Job(Body(4, 5, count: 2)), Ct));
+        bool[] flags = [.. denoiser.CallsSnapshot().Select(c => c.DispatchImmediately)];
+        Assert.Equal(10, flags.Length);
+        Assert.All(flags[..5], Assert.True);
+        Assert.All(flags[5..], Assert.False);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)

@@ -39,7 +39,7 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
     }
 
     /// <summary>One recorded call: per row, the timestep and the class label.</summary>
-    public sealed record Call(long[] Timesteps, long[] Labels)
+    public sealed record Call(long[] Timesteps, long[] Labels, bool DispatchImmediately)
     {
         public int Rows => Timesteps.Length;
     }
@@ -110,7 +110,7 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
         Assert.Equal(rows * 4, x.Length);
         lock (Calls)
         {
-            Calls.Add(new Call((long[])t.Clone(), (long[])y.Clone()));
+            Calls.Add(new Call((long[])t.Clone(), (long[])y.Clone(), request.DispatchImmediately));
             RowsComputed += rows;
         }
 
@@ -137,8 +137,8 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
         }
     }
 
-    public DiffusionScheduler Scheduler(int maxRows = 0, int maxQueuedSamples = 4096, DiffusionPadding padding = DiffusionPadding.Never)
-        => new(this, Manifest, maxRows, maxQueuedSamples, metrics: null, TimeProvider.System, NullLogger.Instance, padding: padding);
+    public DiffusionScheduler Scheduler(int maxRows = 0, int maxQueuedSamples = 4096)
+        => new(this, Manifest, maxRows, maxQueuedSamples, metrics: null, TimeProvider.System, NullLogger.Instance);
 
     public DiffusionJob Job(DiffusionSampleRequest request) => DiffusionJob.Create(request, this, maxCount: 64);
 }

@@ -1,0 +1,276 @@
+using System.Diagnostics.Metrics;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using GenService.Api.Families.Ar;
+using GenService.Api.Families.Common;
+using GenService.Api.Tests.Families.Ar;
+using GenService.Api.Tests.Infrastructure;
+using GenService.Inference.Repository;
+using GenService.Inference.Runtime;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using static GenService.Api.Tests.Families.FamilyTestHelpers;
+
+namespace GenService.Api.Tests.Families.ArScheduling;
+
+/// <summary>
+/// Two hosts over copies of words-ar (KV-cache decoder with attention_mask and position_ids) and digits-ar
+/// (recompute decoder, input_ids only): iteration-level scheduling with at most 8 rows per iteration (so a crowd
+/// waits, joins and leaves), and request-level scheduling.
+/// </summary>
+public sealed class ArSchedulingHosts : IAsyncLifetime
+{
+    private readonly string _root = RepositoryPaths.CopyToTemp(RepositoryPaths.RealModels, ArFixture.Words, ArFixture.Digits);
+
+    public ArSchedulingHosts()
+    {
+        Iteration = new(_root, new Dictionary<string, string?> { ["GenService:Ar:Scheduling"] = "iteration", ["GenService:Ar:MaxRowsPerIteration"] = "8" });
+        Request = new(_root, new Dictionary<string, string?> { ["GenService:Ar:Scheduling"] = "request" });
+    }
+
+    public GenServiceFactory Iteration { get; }
+
+    public GenServiceFactory Request { get; }
+
+    public async ValueTask InitializeAsync()
+    {
+        await Iteration.InitializeAsync();
+        await Request.InitializeAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Iteration.DisposeAsync();
+        await Request.DisposeAsync();
+        Directory.Delete(_root, recursive: true);
+    }
+}
+
+/// <summary>
+/// Iteration-level AR batching through HTTP and ONNX Runtime: a sample's tokens are the same alone, in a crowd of
+/// requests with different prompts, lengths, filters and models, and under request-level scheduling; log-probs agree
+/// to 1e-4; rows of different requests share decoder calls; a client that leaves stops costing compute; metrics report.
+/// </summary>
+public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<ArSchedulingHosts>
+{
+    private static string Url(string model) => $"/v1/ar/{model}/samples";
+
+    /// <summary>Different prompt lengths (so different prefill widths and past lengths), filters, counts and stops.</summary>
+    private static readonly (string Model, object Body)[] Mixed =
+    [
+        (ArFixture.Words, new { seed = 1, count = 3, prompt = "ca", temperature = 0.9, top_k = 10, max_new_tokens = 12 }),
+        (ArFixture.Words, new { seed = 2, count = 2, temperature = 0, max_new_tokens = 20 }),
+        (ArFixture.Words, new { seed = 3, count = 1, prompt = "str", temperature = 1.2, top_p = 0.9, max_new_tokens = 8 }),
+        (ArFixture.Words, new { seed = 4, count = 4, prompt = "b", temperature = 1.0, repetition_penalty = 1.3 }),
+        (ArFixture.Words, new { seed = 5, count = 2, prompt = "quint", stop = new[] { "e" }, temperature = 0.8 }),
+        (ArFixture.Digits, new { seed = 6, count = 2, class_label = 3, temperature = 1.0, output = "tensor" }),
+        (ArFixture.Digits, new { seed = 7, count = 1, class_label = 7, prompt_tokens = new[] { 0, 0, 5, 12 }, temperature = 0.7, output = "tensor" }),
+        (ArFixture.Digits, new { seed = 8, count = 3, temperature = 1.0, max_new_tokens = 20, output = "tensor" }),
+    ];
+
+    private static string[] Tokens(JsonNode response)
+        => [.. response["samples"]!.AsArray().Select(s => string.Join(",", s!["tokens"]!.AsArray().Select(t => t!.GetValue<int>())) + "|" + s["finish_reason"])];
+
+    [Fact]
+    public async Task Samples_are_the_same_alone_in_a_crowd_and_under_request_level_scheduling()
+    {
+        using HttpClient client = hosts.Iteration.CreateClient();
+        using HttpClient requestLevel = hosts.Request.CreateClient();
+        var alone = new List<string[]>();
+        foreach ((string model, object body) in Mixed)
+        {
+            alone.Add(Tokens(await client.PostOkAsync(Url(model), body)));
+        }
+
+        ArScheduler words = Scheduler(ArFixture.Words);
+        long callsBefore = words.Calls, rowsBefore = words.RowsComputed;
+
+        // Three times the mix at once: 54 sequences against 8 rows per iteration.
+        var crowd = Mixed.Concat(Mixed).Concat(Mixed).ToArray();
+        JsonNode[] together = await Task.WhenAll(crowd.Select(m => client.PostOkAsync(Url(m.Model), m.Body)));
+        JsonNode[] byRequest = await Task.WhenAll(Mixed.Select(m => requestLevel.PostOkAsync(Url(m.Model), m.Body)));
+        for (int r = 0; r < together.Length; r++)
+        {
+            Assert.Equal(alone[r % Mixed.Length], Tokens(together[r]));
+        }
+
+        for (int r = 0; r < Mixed.Length; r++)
+        {
+            Assert.Equal(alone[r], Tokens(byRequest[r]));
+        }
+
+        // The crowd shared calls: fewer words-ar calls than its requests' own nfe added up, several rows per call.
+        long nfe = together.Where((_, r) => crowd[r].Model == ArFixture.Words).Sum(t => t["nfe"]!.GetValue<long>());
+        long calls = words.Calls - callsBefore;
+        Assert.True(calls < nfe / 2, $"{calls} calls for {nfe} request-calls");
+        Assert.True((words.RowsComputed - rowsBefore) / (double)calls > 2, $"{words.RowsComputed - rowsBefore} rows in {calls} calls");
+        Assert.True(words.UsesCache);
+        Assert.False(Scheduler(ArFixture.Digits).UsesCache);
+    }
+
+    [Fact]
+    public async Task Streamed_log_probs_are_the_same_alone_and_in_a_crowd()
+    {
+        using HttpClient client = hosts.Iteration.CreateClient();
+        var body = new { seed = 9, count = 2, prompt = "ma", temperature = 1.0, stream = true };
+        List<double> alone = await StreamedLogProbsAsync(client, body);
+        Task<JsonNode>[] others = [.. Mixed.Select(m => client.PostOkAsync(Url(m.Model), m.Body))];
+        List<double> crowded = await StreamedLogProbsAsync(client, body);
+        await Task.WhenAll(others);
+
+        Assert.Equal(alone.Count, crowded.Count);
+        Assert.True(alone.Count >= 4);
+        for (int i = 0; i < alone.Count; i++)
+        {
+            Assert.True(Math.Abs(alone[i] - crowded[i]) <= 1e-4, $"token {i}: {alone[i]} vs {crowded[i]}");
+        }
+    }
+
+    [Fact]
+    public async Task A_client_that_leaves_stops_costing_compute_within_an_iteration()
+    {
+        ILoadedModel words = hosts.Iteration.Repository.GetReady(ArFixture.Words);
+        ArJob job = ArJob.Create(new ArSampleRequest { Seed = 4, Count = 3, Temperature = 1, MaxNewTokens = 30 }, words, 64);
+        var slow = new SlowRunner(job.Decoder.Runner);
+        var decoder = new ArDecoder(slow, job.Decoder.VocabSize);
+        job = job with { Decoder = decoder };
+        using var scheduler = new ArScheduler(decoder, words.Manifest.Name, words.Manifest.Tokens!.MaxLength, 0, 64, null, TimeProvider.System, NullLogger.Instance);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        int tokens = 0;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (ArEvent e in scheduler.RunAsync(job, cts.Token))
+            {
+                if (e is ArTokenGenerated && ++tokens == 3)
+                {
+                    await cts.CancelAsync(); // after the first iteration's three rows
+                }
+            }
+        });
+
+        await Task.Delay(200, Ct);
+        int calls = slow.Calls;
+        await Task.Delay(200, Ct);
+        Assert.Equal(calls, slow.Calls);
+        Assert.InRange(calls, 1, 2);                  // the iteration in flight when the client left may finish
+        Assert.Equal(0, scheduler.ActiveRequests);
+    }
+
+    [Fact]
+    public async Task Request_level_mode_runs_no_scheduler()
+    {
+        using HttpClient client = hosts.Request.CreateClient();
+        await client.PostOkAsync(Url(ArFixture.Words), new { seed = 1, count = 2, max_new_tokens = 4 });
+        ArSchedulerRegistry registry = hosts.Request.Services.GetRequiredService<ArSchedulerRegistry>();
+        Assert.Equal(SchedulingMode.Request, registry.Mode);
+        Assert.Empty(registry.Schedulers);
+    }
+
+    [Fact]
+    public async Task The_scheduler_reports_rows_per_iteration_iteration_time_and_active_requests()
+    {
+        IMeterFactory meters = hosts.Iteration.Services.GetRequiredService<IMeterFactory>();
+        var rows = new List<int>();
+        var active = new List<int>();
+        var seconds = new List<double>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter.Scope, meters) && instrument.Name.StartsWith("genservice.ar.", StringComparison.Ordinal))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        MeterListener? self = null;
+        listener.SetMeasurementEventCallback<int>((instrument, value, _, _) =>
+        {
+            bool iteration = instrument.Name == "genservice.ar.iteration.rows";
+            lock (rows)
+            {
+                (iteration ? rows : active).Add(value);
+            }
+
+            // Read the gauge from inside an iteration, while the request is surely in flight.
+            if (iteration && rows.Count <= 3)
+            {
+                self?.RecordObservableInstruments();
+            }
+        });
+        listener.SetMeasurementEventCallback<double>((_, value, _, _) =>
+        {
+            lock (rows)
+            {
+                seconds.Add(value);
+            }
+        });
+        self = listener;
+        listener.Start();
+
+        using HttpClient client = hosts.Iteration.CreateClient();
+        await client.PostOkAsync(Url(ArFixture.Words), new { seed = 5, count = 6, temperature = 1, max_new_tokens = 10 });
+        lock (rows)
+        {
+            Assert.Contains(1, active);
+            Assert.True(rows.Count >= 2, $"{rows.Count} iterations recorded");
+            Assert.All(rows, r => Assert.InRange(r, 1, 8));
+            Assert.Contains(6, rows);
+            Assert.Equal(rows.Count, seconds.Count);
+            Assert.All(seconds, s => Assert.True(s > 0 && s < 5));
+        }
+    }
+
+    private ArScheduler Scheduler(string model)
+    {
+        ArSchedulerRegistry registry = hosts.Iteration.Services.GetRequiredService<ArSchedulerRegistry>();
+        IGraphRunner graph = hosts.Iteration.Repository.GetReady(model).Graph("decoder")!;
+        return registry.Schedulers.Single(s => ReferenceEquals(s.Graph, graph));
+    }
+
+    private static async Task<List<double>> StreamedLogProbsAsync(HttpClient client, object body)
+    {
+        using HttpResponseMessage r = await client.PostAsJsonAsync(Url(ArFixture.Words), body, Ct);
+        r.EnsureSuccessStatusCode();
+        string text = await r.Content.ReadAsStringAsync(Ct);
+        var logProbs = new List<(int Sample, int Index, double LogProb)>();
+        string? evt = null;
+        foreach (string line in text.Split('\n'))
+        {
+            if (line.StartsWith("event:", StringComparison.Ordinal))
+            {
+                evt = line[6..].Trim();
+            }
+            else if (line.StartsWith("data:", StringComparison.Ordinal) && evt == "token")
+            {
+                JsonNode data = JsonNode.Parse(line[5..])!;
+                logProbs.Add((data["sample"]!.GetValue<int>(), data["index"]!.GetValue<int>(), data["token"]!["logprob"]!.GetValue<double>()));
+            }
+        }
+
+        return [.. logProbs.OrderBy(t => t.Sample).ThenBy(t => t.Index).Select(t => t.LogProb)];
+    }
+
+    /// <summary>The real decoder, 20 ms slower per call, counting calls.</summary>
+    private sealed class SlowRunner(IGraphRunner inner) : IGraphRunner
+    {
+        private int _calls;
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public string ModelName => inner.ModelName;
+
+        public string Role => inner.Role;
+
+        public string V2Name => inner.V2Name;
+
+        public GraphSignature Signature => inner.Signature;
+
+        public int MaxBatchSize => inner.MaxBatchSize;
+
+        public async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _calls);
+            await Task.Delay(20, cancellationToken);
+            return await inner.InferAsync(request, cancellationToken);
+        }
+    }
+}
