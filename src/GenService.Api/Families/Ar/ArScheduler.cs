@@ -1,5 +1,3 @@
-using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using GenService.Api.Families.Common;
 using GenService.Inference;
 using GenService.Inference.Runtime;
@@ -28,82 +26,43 @@ namespace GenService.Api.Families.Ar;
 ///     3. each sequence picks its token from its own logits and noise stream (<see cref="ArSequence"/>); finished
 ///        sequences free their row at once; a request completes when its last sequence ends
 /// </code>
+/// Queueing, FIFO admission per sequence, cancellation and closing are the shared <see cref="IterationScheduler{TRequest, TItem, TEvent}"/>.
 /// Why per-sequence caches copied into each call, rather than one batch cache: membership changes every few
 /// iterations, and a copy of the pasts (a few KB per row here) is cheap next to the call and keeps every row's
 /// numbers its own. Sample i's tokens do not depend on the company it keeps: padded keys are masked out (exactly
 /// zero weight) and each sequence draws its own uniforms.
 /// </summary>
-internal sealed class ArScheduler : IIterationScheduler
+internal sealed class ArScheduler : IterationScheduler<ArScheduler.ScheduledRequest, ArSequence, ArEvent>
 {
-    private static readonly Dictionary<string, Tensor> NoOutputs = [];
-
     private readonly ArDecoder _decoder;
-    private readonly int _maxQueuedSequences;
     private readonly int _cacheCapacity;
     private readonly IterationSchedulerMetrics? _metrics;
-    private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly Action<ArScheduler>? _onClosed;
-    private readonly CancellationTokenSource _stopping = new();
     private readonly float[] _scratch;
-
-    private readonly Lock _lock = new();
-    private readonly LinkedList<ScheduledRequest> _waiting = new();
-    private readonly List<ArSequence> _active = [];
-    private readonly HashSet<ScheduledRequest> _requests = [];
-    private int _queuedSequences;
-    private bool _looping;
-    private Exception? _closed;
-    private long _rowsComputed;
-    private long _iterations;
+    private readonly List<ScheduledRequest> _touched = [];
     private long _calls;
 
     public ArScheduler(ArDecoder decoder, string modelName, int maxLength, int maxRowsPerIteration, int maxQueuedSequences,
         IterationSchedulerMetrics? metrics, TimeProvider time, ILogger logger, Action<ArScheduler>? onClosed = null)
+        : base(modelName, maxRowsPerIteration > 0 ? maxRowsPerIteration : decoder.Runner.MaxBatchSize, maxQueuedSequences, time)
     {
         _decoder = decoder;
-        RowCap = maxRowsPerIteration > 0 ? maxRowsPerIteration : decoder.Runner.MaxBatchSize;
-        _maxQueuedSequences = maxQueuedSequences;
         _cacheCapacity = maxLength;
         _metrics = metrics;
-        _time = time;
         _logger = logger;
-        _onClosed = onClosed;
-        ModelName = modelName;
+        OnClosed = onClosed is null ? null : () => onClosed(this);
         _scratch = new float[decoder.VocabSize];
         UsesCache = decoder.HasCache;
         Log.SchedulerStarted(_logger, decoder.Runner.V2Name, RowCap, UsesCache ? "kv-cache" : "recompute");
     }
 
-    public IGraphRunner Graph => _decoder.Runner;
-
-    public string ModelName { get; }
-
-    /// <summary>Most sequences (rows) per iteration.</summary>
-    public int RowCap { get; }
+    public override IGraphRunner Graph => _decoder.Runner;
 
     /// <summary>KV-cache path (true) or recomputation with right padding (false).</summary>
     public bool UsesCache { get; }
 
-    /// <summary>Decoder rows computed so far (tests: a cancelled request stops adding to it).</summary>
-    public long RowsComputed => Interlocked.Read(ref _rowsComputed);
-
-    /// <summary>Iterations run so far.</summary>
-    public long Iterations => Interlocked.Read(ref _iterations);
-
     /// <summary>Decoder calls so far (an iteration makes one per group).</summary>
     public long Calls => Interlocked.Read(ref _calls);
-
-    public int ActiveRequests
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _requests.Count;
-            }
-        }
-    }
 
     /// <summary>
     /// Runs the job inside the shared loop: with <paramref name="stream"/>, <see cref="ArTokenGenerated"/> and
@@ -116,170 +75,32 @@ internal sealed class ArScheduler : IIterationScheduler
     /// False when nobody reads the token events (the JSON answer): each event would wake the caller's task, one
     /// thread-pool hop per request per token.
     /// </param>
-    public async IAsyncEnumerable<ArEvent> RunAsync(ArJob job, [EnumeratorCancellation] CancellationToken cancellationToken, bool stream = true)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        ScheduledRequest request = Submit(job, stream);
-        using CancellationTokenRegistration registration = cancellationToken.UnsafeRegister(
-            static (state, ct) => ((ScheduledRequest)state!).Owner.Finish((ScheduledRequest)state!, new OperationCanceledException(ct)), request);
-        try
-        {
-            await foreach (ArEvent e in request.Events.Reader.ReadAllAsync(cancellationToken))
-            {
-                yield return e;
-            }
-        }
-        finally
-        {
-            // The consumer left (finished, failed, cancelled or simply stopped reading): stop computing for it.
-            if (Finish(request, request.Completed ? null : new OperationCanceledException("The caller stopped reading the ar events.")) && !request.Completed)
-            {
-                Log.RequestCancelled(_logger, Graph.V2Name, request.Calls);
-            }
-        }
-    }
-
-    private ScheduledRequest Submit(ArJob job, bool stream)
+    public IAsyncEnumerable<ArEvent> RunAsync(ArJob job, CancellationToken cancellationToken, bool stream = true)
     {
         if (!ReferenceEquals(job.Decoder.Runner, Graph))
         {
             throw new ArgumentException($"The job's decoder is {job.Decoder.Runner.V2Name} of another model version, not this scheduler's.", nameof(job));
         }
 
-        var request = new ScheduledRequest(this, job, _time.GetTimestamp(), stream);
-        bool start = false;
-        lock (_lock)
-        {
-            if (_closed is not null)
-            {
-                throw _closed is ModelNotReadyException ? new ModelNotReadyException(ModelName, "this version of the model was closed; fetch the model again.") : _closed;
-            }
-
-            if (_queuedSequences + job.Count > _maxQueuedSequences && _queuedSequences > 0)
-            {
-                throw new QueueFullException($"{Graph.V2Name} (ar scheduler)", _maxQueuedSequences, TimeSpan.FromSeconds(1));
-            }
-
-            _waiting.AddLast(request.Node);
-            _requests.Add(request);
-            _queuedSequences += job.Count;
-            if (!_looping)
-            {
-                _looping = true;
-                start = true;
-            }
-        }
-
-        if (start)
-        {
-            // A fresh loop per busy period: no thread or task is kept while the model is idle.
-            _ = Task.Run(RunLoopAsync);
-        }
-
-        return request;
+        return RunRequestAsync(new ScheduledRequest(job, Time.GetTimestamp(), stream), cancellationToken);
     }
 
-    /// <summary>Ends a request once: out of the queue, its sequences dropped at the next iteration. False if already ended.</summary>
-    private bool Finish(ScheduledRequest request, Exception? error)
+    protected override int RowsOf(ArSequence item) => 1;
+
+    protected override bool IsDone(ArSequence item) => item.Result is not null;
+
+    protected override ScheduledRequest OwnerOf(ArSequence item) => (ScheduledRequest)item.Owner!;
+
+    protected override async Task RunIterationAsync(List<ArSequence> batch, int rows, long started)
     {
-        lock (_lock)
-        {
-            if (request.Ended)
-            {
-                return false;
-            }
-
-            request.Ended = true;
-            if (request.Node.List is not null)
-            {
-                _waiting.Remove(request.Node);
-                _queuedSequences -= request.Job.Count - request.Admitted;
-            }
-
-            _requests.Remove(request);
-        }
-
-        if (error is null)
-        {
-            request.Events.Writer.TryComplete();
-        }
-        else
-        {
-            request.Events.Writer.TryComplete(error);
-        }
-
-        return true;
-    }
-
-    private async Task RunLoopAsync()
-    {
-        var batch = new List<ArSequence>();
-        try
-        {
-            while (true)
-            {
-                long started = _time.GetTimestamp();
-                lock (_lock)
-                {
-                    _active.RemoveAll(s => s.Result is not null || ((ScheduledRequest)s.Owner!).Ended);
-                    AdmitLocked(started);
-                    if (_active.Count == 0)
-                    {
-                        _looping = false;
-                        return;
-                    }
-
-                    batch.Clear();
-                    batch.AddRange(_active);
-                }
-
-                await RunIterationAsync(batch, started);
-            }
-        }
-        catch (Exception e)
-        {
-            // Never leave callers hanging: a failure of the loop itself fails everything it holds.
-            CloseWith(e);
-        }
-    }
-
-    /// <summary>FIFO admission, one row per sequence, while the rows fit the cap; the head is never skipped.</summary>
-    private void AdmitLocked(long now)
-    {
-        while (_waiting.First is { } node)
-        {
-            ScheduledRequest r = node.Value;
-            while (r.Admitted < r.Job.Count)
-            {
-                if (_active.Count >= RowCap)
-                {
-                    return;
-                }
-
-                if (r.Admitted == 0)
-                {
-                    r.Timings.Add(new InferenceResult { Outputs = NoOutputs, QueueTime = _time.GetElapsedTime(r.SubmittedAt, now) });
-                }
-
-                _active.Add(r.Sequences[r.Admitted]);
-                r.Admitted++;
-                _queuedSequences--;
-            }
-
-            _waiting.RemoveFirst();
-        }
-    }
-
-    private async Task RunIterationAsync(List<ArSequence> batch, long started)
-    {
-        var touched = new List<ScheduledRequest>();
+        _touched.Clear();
         foreach (ArSequence s in batch)
         {
             var r = (ScheduledRequest)s.Owner!;
             if (!r.InIteration)
             {
                 r.InIteration = true;
-                touched.Add(r);
+                _touched.Add(r);
             }
         }
 
@@ -288,14 +109,13 @@ internal sealed class ArScheduler : IIterationScheduler
             foreach (List<ArSequence> group in Groups(batch))
             {
                 InferenceResult result = UsesCache ? await RunCachedAsync(group) : await RunRecomputeAsync(group);
-                Interlocked.Increment(ref _calls);
-                Interlocked.Add(ref _rowsComputed, group.Count);
+                long call = Interlocked.Increment(ref _calls);
                 foreach (ArSequence s in group)
                 {
                     var r = (ScheduledRequest)s.Owner!;
-                    if (r.LastCall != _calls)
+                    if (r.LastCall != call)
                     {
-                        r.LastCall = _calls;
+                        r.LastCall = call;
                         r.Calls++;
                         r.Timings.Add(result);
                     }
@@ -304,36 +124,30 @@ internal sealed class ArScheduler : IIterationScheduler
         }
         catch (Exception e)
         {
-            Log.IterationFailed(_logger, Graph.V2Name, batch.Count, touched.Count, e);
-            if (e is ModelNotReadyException || _stopping.IsCancellationRequested)
-            {
-                // The model version is gone (unloaded or replaced): nothing on this loop can run any more.
-                CloseWith(e is OperationCanceledException ? new ModelNotReadyException(ModelName, "the server is shutting down.") : e);
-                return;
-            }
-
-            foreach (ScheduledRequest r in touched)
-            {
-                r.InIteration = false;
-                Finish(r, e);
-            }
-
+            _touched.ForEach(r => r.InIteration = false);
+            OnIterationFailed(e, _touched, rows);
             return;
         }
 
-        Interlocked.Increment(ref _iterations);
-        foreach (ScheduledRequest r in touched)
+        Counted(rows);
+        foreach (ScheduledRequest r in _touched)
         {
             r.InIteration = false;
-            if (!r.Ended && r.Sequences.All(s => s.Result is not null))
+            if (!r.Ended && Array.TrueForAll(r.Items, s => s.Result is not null))
             {
                 r.Complete();
                 Finish(r, error: null);
             }
         }
 
-        _metrics?.RecordIteration(ModelName, batch.Count, _time.GetElapsedTime(started).TotalSeconds);
+        _metrics?.RecordIteration(ModelName, rows, Time.GetElapsedTime(started).TotalSeconds);
     }
+
+    protected override void LogClosed(string reason) => Log.SchedulerClosed(_logger, Graph.V2Name, reason);
+
+    protected override void LogCancelled(ScheduledRequest request) => Log.RequestCancelled(_logger, Graph.V2Name, request.Calls);
+
+    protected override void LogIterationFailed(int rows, int requests, Exception exception) => Log.IterationFailed(_logger, Graph.V2Name, rows, requests, exception);
 
     /// <summary>
     /// The calls of one iteration. Recompute: one. KV cache: one per uncached width (new sequences with a prompt
@@ -419,7 +233,7 @@ internal sealed class ArScheduler : IIterationScheduler
         }
 
         var call = new PackedCall(ids, n, width, past) { AttentionMask = mask, PositionIds = positions, Pasts = pasts };
-        (float[] logits, Tensor[]? presents, InferenceResult result) = await _decoder.RunPackedAsync(call, wantPresent: true, dispatchImmediately: true, _stopping.Token);
+        (float[] logits, Tensor[]? presents, InferenceResult result) = await _decoder.RunPackedAsync(call, wantPresent: true, dispatchImmediately: true, Stopping.Token);
 
         // The new keys and values sit at [past, past + width) of each row's present: append them to its own cache.
         for (int k = 0; k < slots; k++)
@@ -472,7 +286,7 @@ internal sealed class ArScheduler : IIterationScheduler
         }
 
         var call = new PackedCall(ids, n, length, 0) { AttentionMask = mask };
-        (float[] logits, _, InferenceResult result) = await _decoder.RunPackedAsync(call, wantPresent: false, dispatchImmediately: true, _stopping.Token);
+        (float[] logits, _, InferenceResult result) = await _decoder.RunPackedAsync(call, wantPresent: false, dispatchImmediately: true, Stopping.Token);
         int vocab = _decoder.VocabSize;
         for (int r = 0; r < n; r++)
         {
@@ -508,76 +322,22 @@ internal sealed class ArScheduler : IIterationScheduler
         }
     }
 
-    private void CloseWith(Exception reason)
+    /// <summary>An AR request inside the scheduler: its sequences and the decoder calls it took part in.</summary>
+    internal sealed class ScheduledRequest : IterationRequest<ArSequence, ArEvent>
     {
-        List<ScheduledRequest> all;
-        lock (_lock)
+        private bool _completed;
+
+        public ScheduledRequest(ArJob job, long submittedAt, bool stream)
+            : base(NewSequences(job), submittedAt, stream)
         {
-            _closed ??= reason;
-            _looping = false;
-            all = [.. _requests];
-        }
-
-        foreach (ScheduledRequest r in all)
-        {
-            Finish(r, reason);
-        }
-
-        Log.SchedulerClosed(_logger, Graph.V2Name, reason.Message);
-        _onClosed?.Invoke(this);
-    }
-
-    /// <summary>Stops the loop; waiting and running requests fail with <see cref="ModelNotReadyException"/>.</summary>
-    public void Dispose()
-    {
-        bool running;
-        lock (_lock)
-        {
-            running = _looping;
-        }
-
-        _stopping.Cancel();
-        if (!running)
-        {
-            CloseWith(new ModelNotReadyException(ModelName, "the server is shutting down."));
-        }
-    }
-
-    /// <summary>A request inside the scheduler: its sequences, how many are admitted, and its event stream.</summary>
-    private sealed class ScheduledRequest
-    {
-        private bool _ended;
-
-        public ScheduledRequest(ArScheduler owner, ArJob job, long submittedAt, bool stream)
-        {
-            Owner = owner;
             Job = job;
-            SubmittedAt = submittedAt;
-            Stream = stream;
-            Node = new LinkedListNode<ScheduledRequest>(this);
-            var processor = new LogitsProcessor(job.Settings, job.Decoder.VocabSize);
-            Sequences = [.. Enumerable.Range(0, job.Count).Select(i => new ArSequence(job, i, processor) { Owner = this })];
+            foreach (ArSequence s in Items)
+            {
+                s.Owner = this;
+            }
         }
-
-        public ArScheduler Owner { get; }
 
         public ArJob Job { get; }
-
-        public long SubmittedAt { get; }
-
-        public bool Stream { get; }
-
-        public LinkedListNode<ScheduledRequest> Node { get; }
-
-        public ArSequence[] Sequences { get; }
-
-        // Unbounded: events are small, and the loop must never wait on a slow reader.
-        public Channel<ArEvent> Events { get; } = Channel.CreateUnbounded<ArEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-
-        public InferenceTimings Timings { get; } = new();
-
-        /// <summary>Sequences admitted so far (guarded by the scheduler's lock).</summary>
-        public int Admitted { get; set; }
 
         /// <summary>Decoder calls this request took part in (its nfe), and the last one counted (loop only).</summary>
         public int Calls { get; set; }
@@ -587,20 +347,18 @@ internal sealed class ArScheduler : IIterationScheduler
         /// <summary>Marker while the loop collects an iteration's requests (loop only).</summary>
         public bool InIteration { get; set; }
 
-        /// <summary>The result was written: leaving now is not a cancellation.</summary>
-        public bool Completed { get; private set; }
-
-        /// <summary>Completed, failed or cancelled (guarded by the scheduler's lock; read without it by the loop).</summary>
-        public bool Ended
-        {
-            get => Volatile.Read(ref _ended);
-            set => Volatile.Write(ref _ended, value);
-        }
+        public override bool Completed => Volatile.Read(ref _completed);
 
         public void Complete()
         {
-            Completed = true;
-            Events.Writer.TryWrite(new ArCompleted([.. Sequences.Select(s => s.Result!)], Calls, Timings));
+            Volatile.Write(ref _completed, true);
+            Events.Writer.TryWrite(new ArCompleted([.. Items.Select(s => s.Result!)], Calls, Timings));
+        }
+
+        private static ArSequence[] NewSequences(ArJob job)
+        {
+            var processor = new LogitsProcessor(job.Settings, job.Decoder.VocabSize);
+            return [.. Enumerable.Range(0, job.Count).Select(i => new ArSequence(job, i, processor))];
         }
     }
 }
