@@ -21,9 +21,9 @@ namespace GenService.Api.Families.Diffusion;
 ///     eps  = uncond + g (cond - uncond)   (guidance)
 ///     x_i  = sampler.step(state_i, eps_i, x_i, noise_i)   noise_i from NoiseStream(seed, i, StepNoise)
 /// </code>
-/// Two loops run it (GenService:Diffusion:Scheduling): <see cref="DiffusionScheduler"/> (iteration-level, opt-in:
+/// Two loops run it (GenService:Diffusion:Scheduling): <see cref="DiffusionScheduler"/> (iteration-level, the default:
 /// the rows of every in-flight request in one denoiser call per iteration) or <see cref="DiffusionPipeline.RunAsync"/>
-/// (request-level, the default: one call per step with this request's rows; the graph's dynamic batcher merges concurrent calls).
+/// (request-level, the fallback: one call per step with this request's rows; the graph's dynamic batcher merges concurrent calls).
 /// Both step each sample through a <see cref="DiffusionSampleCursor"/>, so sample i depends only on (seed, i,
 /// parameters): its latent and its step noise come from its own streams, consumed in its own step order.
 /// </summary>

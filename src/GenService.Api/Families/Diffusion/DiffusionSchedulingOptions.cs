@@ -11,8 +11,11 @@ public sealed class DiffusionSchedulingOptions
 {
     public const string SectionName = "GenService:Diffusion";
 
-    /// <summary><c>request</c> (default: on the CPU benchmarks in docs/benchmarks.md it was as fast or faster) or <c>iteration</c>.</summary>
-    public SchedulingMode Scheduling { get; set; } = SchedulingMode.Request;
+    /// <summary>
+    /// <c>iteration</c> (default: one denoiser call per iteration for every in-flight request; docs/benchmarks.md) or
+    /// <c>request</c> (each request its own step loop, merged only by the dynamic batcher: the fallback).
+    /// </summary>
+    public SchedulingMode Scheduling { get; set; } = SchedulingMode.Iteration;
 
     /// <summary>
     /// Most denoiser rows in one iteration (a guided sample takes two); 0 = the denoiser's max_batch_size, so an
