@@ -3,13 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using GenService.Api.Families;
-using GenService.Api.Hosting;
-using GenService.Api.KServe;
-using GenService.Api.Models;
-using GenService.Api.Operations;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
+using GenService.Bench;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -35,6 +29,13 @@ if (args is ["diffusion", ..])
     return;
 }
 
+if (args is ["ar", ..])
+{
+    // AR scheduling benchmark (src/GenService.Bench/Ar): tokens/s and time to first token vs concurrency.
+    Environment.ExitCode = await GenService.Bench.Ar.ArBench.RunAsync(root, args[1..]);
+    return;
+}
+
 var options = BenchOptions.Parse(args);
 string modelDir = Path.Combine(root, "models", options.Model);
 string onnx = Path.Combine(modelDir, JsonDocument.Parse(File.ReadAllText(Path.Combine(modelDir, "model.json")))
@@ -47,12 +48,16 @@ Console.WriteLine($"# GenService benchmark: {options.Model}.{options.Role}, {opt
 bool runInProcess = options.Mode is "all" or "inprocess";
 bool runHttp = options.Mode is "all" or "http";
 using var session = new InferenceSession(onnx, new Microsoft.ML.OnnxRuntime.SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL });
-WebApplication? app = null;
+BenchHost? host = null;
 string url = options.Url ?? "";
 if (runHttp && options.Url is null)
 {
-    app = await Service.StartAsync(root, options.Model, options.MaxQueueSize, options.Config);
-    url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+    // --config Key=Value,... : service settings for the run, e.g. GenService:IntraOpNumThreads=1. --max-queue-size:
+    // 64 clients x 64 rows are 4,096 rows in flight, over the shipped max_queue_size of 1,024.
+    host = await BenchHost.StartAsync(root, options.Model,
+        options.Config.Select(pair => new KeyValuePair<string, string?>(pair[..pair.IndexOf('=', StringComparison.Ordinal)], pair[(pair.IndexOf('=', StringComparison.Ordinal) + 1)..])),
+        options.MaxQueueSize is { } q ? m => m["batching"]!["max_queue_size"] = q : (Action<System.Text.Json.Nodes.JsonNode>?)null);
+    url = host.Url;
 }
 
 using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, UseProxy = false })
@@ -108,11 +113,9 @@ foreach (string column in columns)
 
 Console.WriteLine();
 Console.WriteLine($"load average at the end: {LoadAverage()}");
-if (app is not null)
+if (host is not null)
 {
-    await app.StopAsync();
-    await app.DisposeAsync();
-    Service.DeleteServedCopy();
+    await host.DisposeAsync();
 }
 
 static Func<CancellationToken, ValueTask<double>> HttpCall(HttpClient client, string route, Inputs inputs, bool binary)
@@ -339,97 +342,5 @@ internal static class Runner
             compute.Sum() * 1000 / all.Length,
             rows,
             rejected);
-    }
-}
-
-/// <summary>The service as Program.cs builds it, on Kestrel at 127.0.0.1 (a free port), request logs at Warning.</summary>
-internal static class Service
-{
-    public static async Task<WebApplication> StartAsync(string root, string model, int? maxQueueSize, string[] config)
-    {
-        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
-        {
-            ContentRootPath = Path.Combine(root, "src", "GenService.Api"),
-            EnvironmentName = "Production",
-        });
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Configuration["GenService:ModelRepository"] = ServedCopy(root, model, maxQueueSize);
-
-        // One console line per request would measure the console, not the service.
-        builder.Configuration["Serilog:MinimumLevel:Default"] = "Warning";
-
-        // --config Key=Value,... : service settings for the run, e.g. GenService:IntraOpNumThreads=1.
-        foreach (string pair in config)
-        {
-            int eq = pair.IndexOf('=', StringComparison.Ordinal);
-            builder.Configuration[pair[..eq]] = pair[(eq + 1)..];
-        }
-        builder.AddGenService();
-        WebApplication app = builder.Build();
-        app.UseGenService();
-        app.MapModelEndpoints();
-        app.MapKServeEndpoints();
-        app.MapFamilyEndpoints();
-        app.MapOperationsEndpoints();
-        await app.StartAsync();
-
-        // Wait for the models, as a readiness probe would.
-        using var probe = new HttpClient { BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()) };
-        for (int i = 0; i < 600; i++)
-        {
-            using HttpResponseMessage ready = await probe.GetAsync("/v2/health/ready");
-            if (ready.IsSuccessStatusCode)
-            {
-                break;
-            }
-
-            await Task.Delay(100);
-        }
-
-        return app;
-    }
-
-    /// <summary>
-    /// A temp model folder holding only the benchmarked model (links to its files; the others would load, warm up
-    /// and take memory for nothing), with batching.max_queue_size replaced when asked: 64 clients x 64 rows are
-    /// 4,096 rows in flight, over the shipped 1,024.
-    /// </summary>
-    private static string ServedCopyPath => Path.Combine(Path.GetTempPath(), "genservice-bench-" + Environment.ProcessId);
-
-    public static void DeleteServedCopy()
-    {
-        if (Directory.Exists(ServedCopyPath))
-        {
-            Directory.Delete(ServedCopyPath, recursive: true);
-        }
-    }
-
-    private static string ServedCopy(string root, string model, int? maxQueueSize)
-    {
-        string source = Path.Combine(root, "models", model);
-        string repository = ServedCopyPath;
-        string target = Path.Combine(repository, model);
-        if (Directory.Exists(repository))
-        {
-            Directory.Delete(repository, recursive: true);
-        }
-
-        Directory.CreateDirectory(target);
-        foreach (string file in Directory.EnumerateFiles(source))
-        {
-            if (Path.GetFileName(file) != "model.json")
-            {
-                File.CreateSymbolicLink(Path.Combine(target, Path.GetFileName(file)), file);
-            }
-        }
-
-        var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(source, "model.json")))!;
-        if (maxQueueSize is { } q)
-        {
-            manifest["batching"]!["max_queue_size"] = q;
-        }
-
-        File.WriteAllText(Path.Combine(target, "model.json"), manifest.ToJsonString());
-        return repository;
     }
 }

@@ -1,16 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using GenService.Api.Families;
-using GenService.Api.Hosting;
-using GenService.Api.KServe;
-using GenService.Api.Models;
-using GenService.Api.Operations;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 
 namespace GenService.Bench.Diffusion;
 
@@ -49,20 +40,19 @@ internal static class DiffusionBench
         double load = double.Parse(Get("load", "0.7"), CultureInfo.InvariantCulture);
         string model = Get("model", "digits-ddpm");
         string? outFile = Get("out", "") is { Length: > 0 } o ? o : null;
-        Host.MaxRowsPerIteration = Get("max-rows", "0");
-        string models = Path.Combine(root, "models");
+        s_maxRowsPerIteration = Get("max-rows", "0");
         Console.WriteLine($"# GenService diffusion benchmark '{scenario}': {model}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         var report = new JsonObject { ["scenario"] = scenario, ["model"] = model, ["seconds"] = seconds, ["runs"] = runs };
         switch (scenario)
         {
             case "mixed":
-                await MixedAsync(models, model, seconds, runs, concurrency, load, report);
+                await MixedAsync(root, model, seconds, runs, concurrency, load, report);
                 break;
             case "batching":
-                await BatchingAsync(models, model, seconds, runs, report);
+                await BatchingAsync(root, model, seconds, runs, report);
                 break;
             case "e2e":
-                await EndToEndAsync(models, model, runs, report);
+                await EndToEndAsync(root, model, runs, report);
                 break;
             default:
                 Console.Error.WriteLine("scenario: mixed | batching | e2e");
@@ -78,7 +68,7 @@ internal static class DiffusionBench
         return 0;
     }
 
-    private static async Task MixedAsync(string models, string model, int seconds, int runs, int concurrency, double load, JsonObject report)
+    private static async Task MixedAsync(string root, string model, int seconds, int runs, int concurrency, double load, JsonObject report)
     {
         string[] modes = ["request", "iteration"];
         var capacity = new Dictionary<string, double>();
@@ -88,7 +78,7 @@ internal static class DiffusionBench
         Console.WriteLine("| --- | ---: | ---: | ---: | --- |");
         foreach (string mode in modes)
         {
-            await using Host host = await Host.StartAsync(models, mode);
+            await using BenchHost host = await StartAsync(root, model, mode);
             var rps = new List<double>();
             for (int run = 1; run <= runs; run++)
             {
@@ -98,7 +88,7 @@ internal static class DiffusionBench
                 report[$"capacity_{mode}_{run}"] = r.ToJson();
             }
 
-            capacity[mode] = Median(rps);
+            capacity[mode] = Stats.Median(rps);
             report[$"capacity_{mode}"] = capacity[mode];
         }
 
@@ -113,7 +103,7 @@ internal static class DiffusionBench
             Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
             foreach (string mode in modes)
             {
-                await using Host host = await Host.StartAsync(models, mode);
+                await using BenchHost host = await StartAsync(root, model, mode);
                 await ClosedLoopAsync(host, model, concurrency, 2, warmup: 0, MixSteps);
                 var runsOut = new JsonArray();
                 for (int run = 1; run <= runs; run++)
@@ -129,53 +119,34 @@ internal static class DiffusionBench
         }
     }
 
-    private static async Task BatchingAsync(string models, string model, int seconds, int runs, JsonObject report)
+    private static async Task BatchingAsync(string root, string model, int seconds, int runs, JsonObject report)
     {
-        // Batching off = the same model with max_batch_size 1, in a temporary repository.
-        string off = Path.Combine(Path.GetTempPath(), "genservice-bench-nobatch-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(Path.Combine(off, model));
-        foreach (string f in Directory.GetFiles(Path.Combine(models, model)))
-        {
-            File.Copy(f, Path.Combine(off, model, Path.GetFileName(f)));
-        }
-
-        string manifestPath = Path.Combine(off, model, "model.json");
-        JsonNode manifest = JsonNode.Parse(await File.ReadAllTextAsync(manifestPath))!;
-        manifest["batching"]!["max_batch_size"] = 1;
-        await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
-
         Console.WriteLine();
         Console.WriteLine($"## Batching on vs off: 64 closed-loop clients, 1 sample of 50-step DDIM each, {seconds} s per run, {runs} runs");
         Console.WriteLine("| scheduling | max_batch_size | run | req/s (= samples/s) | p50 ms | p99 ms |");
         Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: |");
-        try
+        foreach (string mode in new[] { "iteration", "request" })
         {
-            foreach (string mode in new[] { "iteration", "request" })
+            // Batching off = a served copy of the model with max_batch_size 1.
+            foreach (int maxBatch in new[] { 64, 1 })
             {
-                foreach ((string repo, int maxBatch) in new[] { (models, 64), (off, 1) })
+                await using BenchHost host = await StartAsync(root, model, mode, maxBatch == 1 ? m => m["batching"]!["max_batch_size"] = 1 : (Action<JsonNode>?)null);
+                var rps = new List<double>();
+                for (int run = 1; run <= runs; run++)
                 {
-                    await using Host host = await Host.StartAsync(repo, mode);
-                    var rps = new List<double>();
-                    for (int run = 1; run <= runs; run++)
-                    {
-                        Outcome r = await ClosedLoopAsync(host, model, 64, seconds, warmup: run == 1 ? 2 : 0, [50]);
-                        rps.Add(r.RequestsPerSecond);
-                        Console.WriteLine(FormattableString.Invariant($"| {mode} | {maxBatch} | {run} | {r.RequestsPerSecond:0.0} | {r.P(50, 0.5):0.0} | {r.P(50, 0.99):0.0} |"));
-                    }
-
-                    report[$"{mode}_batch{maxBatch}"] = Median(rps);
+                    Outcome r = await ClosedLoopAsync(host, model, 64, seconds, warmup: run == 1 ? 2 : 0, [50]);
+                    rps.Add(r.RequestsPerSecond);
+                    Console.WriteLine(FormattableString.Invariant($"| {mode} | {maxBatch} | {run} | {r.RequestsPerSecond:0.0} | {r.P(50, 0.5):0.0} | {r.P(50, 0.99):0.0} |"));
                 }
 
-                Console.WriteLine(FormattableString.Invariant($"| {mode} | median ratio on/off | | {report[$"{mode}_batch64"]!.GetValue<double>() / report[$"{mode}_batch1"]!.GetValue<double>():0.0}x | | |"));
+                report[$"{mode}_batch{maxBatch}"] = Stats.Median(rps);
             }
-        }
-        finally
-        {
-            Directory.Delete(off, recursive: true);
+
+            Console.WriteLine(FormattableString.Invariant($"| {mode} | median ratio on/off | | {report[$"{mode}_batch64"]!.GetValue<double>() / report[$"{mode}_batch1"]!.GetValue<double>():0.0}x | | |"));
         }
     }
 
-    private static async Task EndToEndAsync(string models, string model, int runs, JsonObject report)
+    private static async Task EndToEndAsync(string root, string model, int runs, JsonObject report)
     {
         Console.WriteLine();
         Console.WriteLine($"## End to end: one request for 64 samples of 50-step DDIM (seed fixed), {runs} runs after 2 warm-up requests");
@@ -183,30 +154,30 @@ internal static class DiffusionBench
         Console.WriteLine("| --- | ---: | ---: | ---: |");
         foreach (string mode in new[] { "iteration", "request" })
         {
-            await using Host host = await Host.StartAsync(models, mode);
+            await using BenchHost host = await StartAsync(root, model, mode);
             var body = new { count = 64, steps = 50, sampler = "ddim", seed = 1, class_label = 3, output = "tensor" };
             for (int i = 0; i < 2; i++)
             {
-                await host.PostAsync(model, body);
+                await host.PostAsync(Route(model), body);
             }
 
             var wall = new List<double>();
             for (int run = 1; run <= runs; run++)
             {
                 long t0 = Stopwatch.GetTimestamp();
-                JsonNode r = await host.PostAsync(model, body);
+                JsonNode r = await host.PostAsync(Route(model), body);
                 double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
                 wall.Add(ms);
                 Console.WriteLine(FormattableString.Invariant($"| {mode} | {run} | {ms:0.0} | {r["timings"]!["compute_ms"]!.GetValue<double>():0.0} |"));
             }
 
-            report[$"e2e_{mode}_ms"] = Median(wall);
-            Console.WriteLine(FormattableString.Invariant($"| {mode} | median | {Median(wall):0.0} | |"));
+            report[$"e2e_{mode}_ms"] = Stats.Median(wall);
+            Console.WriteLine(FormattableString.Invariant($"| {mode} | median | {Stats.Median(wall):0.0} | |"));
         }
     }
 
     /// <summary>Closed loop: each client sends one request, waits for it, sends the next (cycling the step classes).</summary>
-    private static async Task<Outcome> ClosedLoopAsync(Host host, string model, int clients, int seconds, int warmup, int[] steps)
+    private static async Task<Outcome> ClosedLoopAsync(BenchHost host, string model, int clients, int seconds, int warmup, int[] steps)
     {
         if (warmup > 0)
         {
@@ -222,7 +193,7 @@ internal static class DiffusionBench
             {
                 int s = steps[(w + i) % steps.Length];
                 long t0 = Stopwatch.GetTimestamp();
-                bool ok = await host.TryPostAsync(model, Body(s, (w * 100_000) + i));
+                bool ok = await host.TryPostAsync(Route(model), Body(s, (w * 100_000) + i));
                 outcome.Add(s, Stopwatch.GetElapsedTime(t0).TotalMilliseconds, ok);
             }
         })));
@@ -231,7 +202,7 @@ internal static class DiffusionBench
     }
 
     /// <summary>Open loop: Poisson arrivals at <paramref name="rate"/> for <paramref name="seconds"/>, step class drawn uniformly.</summary>
-    private static async Task<Outcome> OpenLoopAsync(Host host, string model, double rate, int seconds, int seed)
+    private static async Task<Outcome> OpenLoopAsync(BenchHost host, string model, double rate, int seconds, int seed)
     {
         var rng = new Random(seed);
         var outcome = new Outcome();
@@ -257,7 +228,7 @@ internal static class DiffusionBench
             int n = i;
             inFlight.Add(Task.Run(async () =>
             {
-                bool ok = await host.TryPostAsync(model, Body(s, n));
+                bool ok = await host.TryPostAsync(Route(model), Body(s, n));
 
                 // From the scheduled arrival, so a late sender never hides queueing.
                 outcome.Add(s, (Stopwatch.GetTimestamp() - scheduled) * 1000.0 / Stopwatch.Frequency, ok);
@@ -269,13 +240,19 @@ internal static class DiffusionBench
         return outcome;
     }
 
-    private static object Body(int steps, int seed) => new { count = 1, steps, sampler = "ddim", seed, class_label = seed % 10, output = "tensor" };
+    private static string s_maxRowsPerIteration = "0";
 
-    private static double Median(List<double> values)
-    {
-        double[] sorted = [.. values.Order()];
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-    }
+    /// <summary>The service on <paramref name="model"/> in one scheduling mode (row cap from --max-rows).</summary>
+    private static Task<BenchHost> StartAsync(string root, string model, string scheduling, Action<JsonNode>? editManifest = null)
+        => BenchHost.StartAsync(root, model, new Dictionary<string, string?>
+        {
+            ["GenService:Diffusion:Scheduling"] = scheduling,
+            ["GenService:Diffusion:MaxRowsPerIteration"] = s_maxRowsPerIteration,
+        }, editManifest);
+
+    private static string Route(string model) => $"/v1/diffusion/{model}/samples";
+
+    private static object Body(int steps, int seed) => new { count = 1, steps, sampler = "ddim", seed, class_label = seed % 10, output = "tensor" };
 
     /// <summary>Latencies per step class (all kept: exact percentiles), failures, duration.</summary>
     private sealed class Outcome
@@ -335,13 +312,7 @@ internal static class DiffusionBench
         {
             lock (_latencies)
             {
-                if (!_latencies.TryGetValue(steps, out List<double>? list) || list.Count == 0)
-                {
-                    return double.NaN;
-                }
-
-                double[] sorted = [.. list.Order()];
-                return sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
+                return _latencies.TryGetValue(steps, out List<double>? list) ? Stats.Percentile(list, q) : double.NaN;
             }
         }
 
@@ -357,86 +328,6 @@ internal static class DiffusionBench
             }
 
             return o;
-        }
-    }
-
-    /// <summary>The service as Program.cs builds it, on Kestrel at 127.0.0.1, with a scheduling mode and model folder.</summary>
-    private sealed class Host : IAsyncDisposable
-    {
-        private readonly WebApplication _app;
-
-        /// <summary>GenService:Diffusion:MaxRowsPerIteration for every host started (0 = max_batch_size).</summary>
-        public static string MaxRowsPerIteration { get; set; } = "0";
-
-
-        private Host(WebApplication app, HttpClient client)
-        {
-            _app = app;
-            Client = client;
-        }
-
-        public HttpClient Client { get; }
-
-        public static async Task<Host> StartAsync(string models, string scheduling)
-        {
-            WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
-            builder.WebHost.UseUrls("http://127.0.0.1:0");
-            builder.Configuration["GenService:ModelRepository"] = models;
-            builder.Configuration["GenService:Diffusion:Scheduling"] = scheduling;
-            builder.Configuration["GenService:Diffusion:MaxRowsPerIteration"] = MaxRowsPerIteration;
-            builder.Configuration["Serilog:MinimumLevel:Default"] = "Warning";
-            builder.AddGenService();
-            WebApplication app = builder.Build();
-            app.UseGenService();
-            app.MapModelEndpoints();
-            app.MapKServeEndpoints();
-            app.MapFamilyEndpoints();
-            app.MapOperationsEndpoints();
-            await app.StartAsync();
-            string url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, UseProxy = false })
-            {
-                BaseAddress = new Uri(url),
-                Timeout = TimeSpan.FromMinutes(5),
-            };
-            for (int i = 0; i < 600; i++)
-            {
-                using HttpResponseMessage ready = await client.GetAsync("/v2/health/ready");
-                if (ready.IsSuccessStatusCode)
-                {
-                    break;
-                }
-
-                await Task.Delay(100);
-            }
-
-            return new Host(app, client);
-        }
-
-        public async Task<bool> TryPostAsync(string model, object body)
-        {
-            using HttpResponseMessage response = await Client.PostAsJsonAsync($"/v1/diffusion/{model}/samples", body);
-            await response.Content.ReadAsByteArrayAsync();
-            return response.StatusCode == HttpStatusCode.OK;
-        }
-
-        public async Task<JsonNode> PostAsync(string model, object body)
-        {
-            using HttpResponseMessage response = await Client.PostAsJsonAsync($"/v1/diffusion/{model}/samples", body);
-            string text = await response.Content.ReadAsStringAsync();
-            if (response.StatusCode != HttpStatusCode.OK)
-            {
-                throw new InvalidOperationException($"{response.StatusCode}: {text}");
-            }
-
-            return JsonNode.Parse(text)!;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            Client.Dispose();
-            await _app.StopAsync();
-            await _app.DisposeAsync();
         }
     }
 }

@@ -1,0 +1,164 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using GenService.Api.Families;
+using GenService.Api.Hosting;
+using GenService.Api.KServe;
+using GenService.Api.Models;
+using GenService.Api.Operations;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace GenService.Bench;
+
+/// <summary>
+/// The service as Program.cs builds it (the same AddGenService / UseGenService / Map* calls), on Kestrel at
+/// 127.0.0.1 on a free port, serving a temporary model folder that holds only the benchmarked model: links to its
+/// files and a copy of its model.json, which a benchmark may edit (queue size, max_batch_size). The other shipped
+/// models would load, warm up and take memory and CPU for nothing. Request logs at Warning: a console line per
+/// request would measure the console, not the service.
+/// </summary>
+internal sealed class BenchHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly string _repository;
+
+    private BenchHost(WebApplication app, string repository, string url)
+    {
+        _app = app;
+        _repository = repository;
+        Url = url;
+        Client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue, UseProxy = false })
+        {
+            BaseAddress = new Uri(url),
+            Timeout = TimeSpan.FromMinutes(5),
+        };
+    }
+
+    /// <summary>The service's base address (http://127.0.0.1:port).</summary>
+    public string Url { get; }
+
+    /// <summary>A client without a connection cap (every benchmark worker gets its own connection).</summary>
+    public HttpClient Client { get; }
+
+    /// <summary>The service's dependency container (tests of the harness, scheduler counters).</summary>
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Starts the service on <paramref name="model"/> and waits for /v2/health/ready, as a readiness probe would.</summary>
+    /// <param name="root">The repository root (models/, src/GenService.Api/).</param>
+    /// <param name="model">The shipped model folder to serve.</param>
+    /// <param name="config">Service settings for the run (GenService:Diffusion:Scheduling, GenService:IntraOpNumThreads, ...).</param>
+    /// <param name="editManifest">Changes to the served copy's model.json.</param>
+    public static async Task<BenchHost> StartAsync(string root, string model, IEnumerable<KeyValuePair<string, string?>> config, Action<JsonNode>? editManifest = null)
+    {
+        string repository = ServedCopy(root, model, editManifest);
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = Path.Combine(root, "src", "GenService.Api"),
+            EnvironmentName = "Production",
+        });
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Configuration["GenService:ModelRepository"] = repository;
+        builder.Configuration["Serilog:MinimumLevel:Default"] = "Warning";
+        foreach ((string key, string? value) in config)
+        {
+            builder.Configuration[key] = value;
+        }
+
+        builder.AddGenService();
+        WebApplication app = builder.Build();
+        app.UseGenService();
+        app.MapModelEndpoints();
+        app.MapKServeEndpoints();
+        app.MapFamilyEndpoints();
+        app.MapOperationsEndpoints();
+        await app.StartAsync();
+        string url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var host = new BenchHost(app, repository, url);
+        for (int i = 0; i < 600; i++)
+        {
+            using HttpResponseMessage ready = await host.Client.GetAsync("/v2/health/ready");
+            if (ready.IsSuccessStatusCode)
+            {
+                return host;
+            }
+
+            await Task.Delay(100);
+        }
+
+        await host.DisposeAsync();
+        throw new InvalidOperationException($"{model} did not become ready within 60 s.");
+    }
+
+    /// <summary>POSTs <paramref name="body"/> as JSON and reads the whole answer; true on 200.</summary>
+    public async Task<bool> TryPostAsync(string route, object body)
+    {
+        using HttpResponseMessage response = await Client.PostAsJsonAsync(route, body);
+        await response.Content.ReadAsByteArrayAsync();
+        return response.StatusCode == HttpStatusCode.OK;
+    }
+
+    /// <summary>POSTs <paramref name="body"/> as JSON and parses the answer; anything but 200 throws with the body.</summary>
+    public async Task<JsonNode> PostAsync(string route, object body)
+    {
+        using HttpResponseMessage response = await Client.PostAsJsonAsync(route, body);
+        string text = await response.Content.ReadAsStringAsync();
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            throw new InvalidOperationException($"{response.StatusCode}: {text}");
+        }
+
+        return JsonNode.Parse(text)!;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        Directory.Delete(_repository, recursive: true);
+    }
+
+    private static string ServedCopy(string root, string model, Action<JsonNode>? editManifest)
+    {
+        string source = Path.Combine(root, "models", model);
+        string repository = Path.Combine(Path.GetTempPath(), $"genservice-bench-{Environment.ProcessId}-{Guid.NewGuid():N}"[..48]);
+        string target = Path.Combine(repository, model);
+        Directory.CreateDirectory(target);
+        foreach (string file in Directory.EnumerateFiles(source))
+        {
+            if (Path.GetFileName(file) != "model.json")
+            {
+                File.CreateSymbolicLink(Path.Combine(target, Path.GetFileName(file)), file);
+            }
+        }
+
+        JsonNode manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "model.json")))!;
+        editManifest?.Invoke(manifest);
+        File.WriteAllText(Path.Combine(target, "model.json"), manifest.ToJsonString());
+        return repository;
+    }
+}
+
+/// <summary>Order statistics shared by the benchmarks.</summary>
+internal static class Stats
+{
+    public static double Median(IEnumerable<double> values) => Percentile(values, 0.5, interpolateMedian: true);
+
+    /// <summary>Exact percentile (nearest rank) of every value kept; NaN when there is none.</summary>
+    public static double Percentile(IEnumerable<double> values, double q, bool interpolateMedian = false)
+    {
+        double[] sorted = [.. values.Order()];
+        if (sorted.Length == 0)
+        {
+            return double.NaN;
+        }
+
+        if (interpolateMedian && sorted.Length % 2 == 0)
+        {
+            return (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        }
+
+        return sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
+    }
+}
