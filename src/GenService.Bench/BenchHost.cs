@@ -111,6 +111,33 @@ internal sealed class BenchHost : IAsyncDisposable
         return JsonNode.Parse(text)!;
     }
 
+    /// <summary>
+    /// The service's /metrics (Prometheus text), summed over labels per series name, for the series whose names start
+    /// with <paramref name="prefix"/> (e.g. genservice_ar_iteration: its histogram's _sum and _count).
+    /// </summary>
+    public async Task<Dictionary<string, double>> ScrapeAsync(string prefix)
+    {
+        string text = await Client.GetStringAsync("/metrics");
+        var sums = new Dictionary<string, double>();
+        foreach (string line in text.Split('\n'))
+        {
+            if (!line.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            int space = line.LastIndexOf(' ');
+            int brace = line.IndexOf('{', StringComparison.Ordinal);
+            string name = brace > 0 && brace < space ? line[..brace] : line[..space];
+            if (double.TryParse(line[(space + 1)..], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double value))
+            {
+                sums[name] = sums.GetValueOrDefault(name) + value;
+            }
+        }
+
+        return sums;
+    }
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();

@@ -12,7 +12,7 @@ namespace GenService.Bench.Ar;
 /// iteration-level (GenService:Ar:Scheduling=iteration) and request-level scheduling.
 /// <code>
 ///   dotnet run --project src/GenService.Bench -c Release -- ar [--models words-ar,digits-ar] [--concurrency 1,2,4,8,16,32,64]
-///       [--seconds 8] [--runs 3] [--out ar.json]
+///       [--seconds 8] [--runs 3] [--out ar.json] [--modes iteration,request] [--config Key=Value,...]
 /// </code>
 /// Closed loop: C clients each stream (SSE) one sample, read it to the end, and ask for the next; temperature 1, a new
 /// seed per request (and a class per request on class-conditional models). Time to first token is from sending the
@@ -22,7 +22,8 @@ namespace GenService.Bench.Ar;
 /// </summary>
 internal static class ArBench
 {
-    private static readonly string[] Modes = ["iteration", "request"];
+    // The scheduler's histograms on /metrics (iteration mode only): rows and wall time per iteration.
+    private const string IterationSeries = "genservice_ar_iteration_";
 
     public static async Task<int> RunAsync(string root, string[] args)
     {
@@ -37,11 +38,16 @@ internal static class ArBench
         int seconds = int.Parse(Get("seconds", "8"), CultureInfo.InvariantCulture);
         int runs = int.Parse(Get("runs", "3"), CultureInfo.InvariantCulture);
         string? outFile = Get("out", "") is { Length: > 0 } o ? o : null;
+        string[] modes = Get("modes", "iteration,request").Split(',');
+
+        // --config Key=Value,...: service settings for both modes (e.g. GenService:Ar:MaxRowsPerIteration=32).
+        KeyValuePair<string, string?>[] config = [.. Get("config", "").Split(',', StringSplitOptions.RemoveEmptyEntries)
+            .Select(pair => new KeyValuePair<string, string?>(pair[..pair.IndexOf('=', StringComparison.Ordinal)], pair[(pair.IndexOf('=', StringComparison.Ordinal) + 1)..]))];
         Console.WriteLine($"# GenService AR benchmark: {string.Join(", ", models)}, concurrency {string.Join("/", concurrency)}, {seconds} s per run, {runs} runs, {Environment.ProcessorCount} cores, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         var report = new JsonObject { ["seconds"] = seconds, ["runs"] = runs };
         foreach (string model in models)
         {
-            report[model] = await ModelAsync(root, model, concurrency, seconds, runs);
+            report[model] = await ModelAsync(root, model, modes, config, concurrency, seconds, runs);
         }
 
         if (outFile is not null)
@@ -53,14 +59,14 @@ internal static class ArBench
         return 0;
     }
 
-    private static async Task<JsonObject> ModelAsync(string root, string model, int[] concurrency, int seconds, int runs)
+    private static async Task<JsonObject> ModelAsync(string root, string model, string[] modes, KeyValuePair<string, string?>[] config, int[] concurrency, int seconds, int runs)
     {
         var hosts = new Dictionary<string, BenchHost>();
         try
         {
-            foreach (string mode in Modes)
+            foreach (string mode in modes)
             {
-                hosts[mode] = await BenchHost.StartAsync(root, model, new Dictionary<string, string?> { ["GenService:Ar:Scheduling"] = mode });
+                hosts[mode] = await BenchHost.StartAsync(root, model, [.. config, new("GenService:Ar:Scheduling", mode)]);
             }
 
             // Class-conditional models get a class per request (digits-ar: the class start token).
@@ -69,20 +75,22 @@ internal static class ArBench
             var results = new Dictionary<(string Mode, int C), List<Outcome>>();
             Console.WriteLine();
             Console.WriteLine($"## {model}: closed loop, C clients streaming 1 sample each (temperature 1)");
-            Console.WriteLine("| scheduling | C | run | tokens/s | req/s | tokens/req | TTFT p50 ms | TTFT p99 ms | latency p50 ms | failed |");
-            Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            Console.WriteLine("| scheduling | C | run | tokens/s | req/s | tokens/req | TTFT p50 ms | TTFT p99 ms | latency p50 ms | rows/iteration | ms/iteration | failed |");
+            Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
             foreach (int c in concurrency)
             {
                 for (int run = 1; run <= runs; run++)
                 {
-                    foreach (string mode in Modes)
+                    foreach (string mode in modes)
                     {
                         if (run == 1)
                         {
                             await ClosedLoopAsync(hosts[mode], model, conditional, c, 1);
                         }
 
+                        Dictionary<string, double> before = await hosts[mode].ScrapeAsync(IterationSeries);
                         Outcome r = await ClosedLoopAsync(hosts[mode], model, conditional, c, seconds);
+                        r.Iterations(before, await hosts[mode].ScrapeAsync(IterationSeries));
                         (results.TryGetValue((mode, c), out List<Outcome>? list) ? list : results[(mode, c)] = []).Add(r);
                         Console.WriteLine(r.Row(mode, c, run.ToString(CultureInfo.InvariantCulture)));
                     }
@@ -91,10 +99,10 @@ internal static class ArBench
 
             Console.WriteLine();
             Console.WriteLine($"### {model}: the run with the median tokens/s of each cell");
-            Console.WriteLine("| scheduling | C | run | tokens/s | req/s | tokens/req | TTFT p50 ms | TTFT p99 ms | latency p50 ms | failed |");
-            Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            Console.WriteLine("| scheduling | C | run | tokens/s | req/s | tokens/req | TTFT p50 ms | TTFT p99 ms | latency p50 ms | rows/iteration | ms/iteration | failed |");
+            Console.WriteLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
             var json = new JsonObject();
-            foreach (string mode in Modes)
+            foreach (string mode in modes)
             {
                 var cells = new JsonArray();
                 foreach (int c in concurrency)
@@ -184,6 +192,24 @@ internal static class ArBench
         private long _tokens;
         private int _failed;
 
+        /// <summary>Mean rows per scheduler iteration over the run (NaN in request mode: no scheduler).</summary>
+        public double RowsPerIteration { get; private set; } = double.NaN;
+
+        /// <summary>Mean wall time of a scheduler iteration over the run, ms.</summary>
+        public double IterationMs { get; private set; } = double.NaN;
+
+        /// <summary>Means over the run from two /metrics scrapes (histogram _sum and _count deltas).</summary>
+        public void Iterations(Dictionary<string, double> before, Dictionary<string, double> after)
+        {
+            double Delta(string name) => after.GetValueOrDefault(name) - before.GetValueOrDefault(name);
+            double iterations = Delta(IterationSeries + "rows_count");
+            if (iterations > 0)
+            {
+                RowsPerIteration = Delta(IterationSeries + "rows_sum") / iterations;
+                IterationMs = 1000 * Delta(IterationSeries + "seconds_sum") / iterations;
+            }
+        }
+
         public double Seconds { get; set; }
 
         public int Completed
@@ -234,7 +260,7 @@ internal static class ArBench
         }
 
         public string Row(string mode, int c, string run) => FormattableString.Invariant(
-            $"| {mode} | {c} | {run} | {TokensPerSecond:0} | {RequestsPerSecond:0.0} | {(double)Interlocked.Read(ref _tokens) / Math.Max(1, Completed):0.0} | {Ttft(0.5):0.0} | {Ttft(0.99):0.0} | {Latency(0.5):0.0} | {_failed} |");
+            $"| {mode} | {c} | {run} | {TokensPerSecond:0} | {RequestsPerSecond:0.0} | {(double)Interlocked.Read(ref _tokens) / Math.Max(1, Completed):0.0} | {Ttft(0.5):0.0} | {Ttft(0.99):0.0} | {Latency(0.5):0.0} | {(double.IsNaN(RowsPerIteration) ? "-" : RowsPerIteration.ToString("0.0", CultureInfo.InvariantCulture))} | {(double.IsNaN(IterationMs) ? "-" : IterationMs.ToString("0.00", CultureInfo.InvariantCulture))} | {_failed} |");
 
         public JsonObject ToJson() => new()
         {
@@ -248,6 +274,8 @@ internal static class ArBench
             ["ttft_p99_ms"] = Ttft(0.99),
             ["latency_p50_ms"] = Latency(0.5),
             ["latency_p99_ms"] = Latency(0.99),
+            ["rows_per_iteration"] = double.IsNaN(RowsPerIteration) ? null : RowsPerIteration,
+            ["ms_per_iteration"] = double.IsNaN(IterationMs) ? null : IterationMs,
         };
     }
 }

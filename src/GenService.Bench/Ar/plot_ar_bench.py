@@ -28,7 +28,7 @@ def main():
     models = [k for k in report if isinstance(report[k], dict)]
     fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.8 * len(models)), squeeze=False)
     for row, model in enumerate(models):
-        for mode in MODES:
+        for mode in [m for m in MODES if m in report[model]]:
             cells = report[model][mode]
             cs = [c["concurrency"] for c in cells]
             ax = axes[row][0]

@@ -40,6 +40,7 @@ internal sealed class ArScheduler : IterationScheduler<ArScheduler.ScheduledRequ
     private readonly ILogger _logger;
     private readonly float[] _scratch;
     private readonly List<ScheduledRequest> _touched = [];
+    private readonly PaddingPlanner _planner = new();
     private long _calls;
 
     public ArScheduler(ArDecoder decoder, string modelName, int maxLength, int maxRowsPerIteration, int maxQueuedSequences,
@@ -149,15 +150,19 @@ internal sealed class ArScheduler : IterationScheduler<ArScheduler.ScheduledRequ
 
     protected override void LogIterationFailed(int rows, int requests, Exception exception) => Log.IterationFailed(_logger, Graph.V2Name, rows, requests, exception);
 
+    /// <summary>The recompute path's split of iterations by prefix length (tests, diagnostics).</summary>
+    internal PaddingPlanner Planner => _planner;
+
     /// <summary>
-    /// The calls of one iteration. Recompute: one. KV cache: one per uncached width (new sequences with a prompt
+    /// The calls of one iteration. Recompute: by prefix length, as the <see cref="PaddingPlanner"/> finds fastest
+    /// (one call until it has measured this decoder). KV cache: one per uncached width (new sequences with a prompt
     /// prefill apart from running ones, which feed one token), and per past length when pasts cannot be padded.
     /// </summary>
     private List<List<ArSequence>> Groups(List<ArSequence> batch)
     {
         if (!UsesCache)
         {
-            return [batch];
+            return [.. _planner.Plan(batch.ConvertAll(s => s.Tokens.Count)).Select(group => group.ConvertAll(i => batch[i]))];
         }
 
         var groups = new List<List<ArSequence>>();
@@ -286,7 +291,9 @@ internal sealed class ArScheduler : IterationScheduler<ArScheduler.ScheduledRequ
         }
 
         var call = new PackedCall(ids, n, length, 0) { AttentionMask = mask };
+        long sent = Time.GetTimestamp();
         (float[] logits, _, InferenceResult result) = await _decoder.RunPackedAsync(call, wantPresent: false, dispatchImmediately: true, Stopping.Token);
+        _planner.Observe(n * length, Time.GetElapsedTime(sent).TotalSeconds);
         int vocab = _decoder.VocabSize;
         for (int r = 0; r < n; r++)
         {

@@ -127,6 +127,61 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
     }
 
     [Fact]
+    public async Task Recompute_rows_split_into_calls_by_length_give_the_same_tokens_and_log_probs()
+    {
+        // Prompts of different lengths, so one iteration holds prefixes of several lengths.
+        ILoadedModel digits = hosts.Iteration.Repository.GetReady(ArFixture.Digits);
+        ArJob[] jobs = [.. Enumerable.Range(0, 6).Select(i => ArJob.Create(new ArSampleRequest
+        {
+            Seed = (ulong)(40 + i), Count = 2, ClassLabel = i, Temperature = 1, MaxNewTokens = 12,
+            PromptTokens = [.. Enumerable.Repeat(3, 5 * i)],
+        }, digits, 64))];
+        ArScheduler Scheduler(TimeProvider time) => new(jobs[0].Decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, time, NullLogger.Instance);
+        static async Task<ArSampleResult[]> Run(ArScheduler scheduler, ArJob job)
+        {
+            await foreach (ArEvent e in scheduler.RunAsync(job, Ct, stream: false))
+            {
+                if (e is ArCompleted done)
+                {
+                    return done.Samples;
+                }
+            }
+
+            throw new InvalidOperationException("no result");
+        }
+
+        using ArScheduler one = Scheduler(TimeProvider.System);
+        var alone = new List<ArSampleResult[]>();
+        foreach (ArJob job in jobs)
+        {
+            alone.Add(await Run(one, job));
+        }
+
+        // Calls as good as free next to padded tokens: every distinct prefix length gets its own call. The clock
+        // stands still, so the scheduler's own (zero-length) measurements leave this fit alone.
+        using ArScheduler split = Scheduler(new FrozenTime());
+        for (int i = 0; i < 50; i++)
+        {
+            split.Planner.Observe(10 + (13 * i), (10 + (13 * i)) * 1e-6);
+        }
+
+        ArSampleResult[][] together = await Task.WhenAll(jobs.Select(job => Run(split, job)));
+        for (int j = 0; j < jobs.Length; j++)
+        {
+            for (int i = 0; i < 2; i++)
+            {
+                Assert.Equal(alone[j][i].Tokens, together[j][i].Tokens);
+                for (int t = 0; t < alone[j][i].LogProbs.Length; t++)
+                {
+                    Assert.True(Math.Abs(alone[j][i].LogProbs[t] - together[j][i].LogProbs[t]) <= 1e-4, $"job {j} sample {i} token {t}");
+                }
+            }
+        }
+
+        Assert.True(split.Calls > split.Iterations, $"{split.Calls} calls in {split.Iterations} iterations: the lengths were not split");
+    }
+
+    [Fact]
     public async Task A_client_that_leaves_stops_costing_compute_within_an_iteration()
     {
         ILoadedModel words = hosts.Iteration.Repository.GetReady(ArFixture.Words);
@@ -273,4 +328,10 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             return await inner.InferAsync(request, cancellationToken);
         }
     }
+}
+
+/// <summary>A clock that never moves: every elapsed time is zero.</summary>
+internal sealed class FrozenTime : TimeProvider
+{
+    public override long GetTimestamp() => 0;
 }
