@@ -8,7 +8,7 @@ namespace GenService.Bench.Diffusion;
 /// <summary>
 /// Diffusion serving benchmarks (docs/benchmarks.md, "Iteration-level batching"):
 /// <code>
-///   dotnet run --project src/GenService.Bench -c Release -- diffusion mixed    [--seconds 15] [--runs 3] [--concurrency 64] [--load 0.7]
+///   dotnet run --project src/GenService.Bench -c Release -- diffusion mixed    [--seconds 15] [--runs 3] [--concurrency 64] [--load 0.7] [--open-loop false]
 ///   dotnet run --project src/GenService.Bench -c Release -- diffusion batching [--seconds 10] [--runs 3]
 ///   dotnet run --project src/GenService.Bench -c Release -- diffusion e2e      [--runs 5]
 ///   common: [--model digits-ddpm] [--out results.json] [--max-rows N (iteration mode's row cap; 0 = max_batch_size)]
@@ -46,7 +46,7 @@ internal static class DiffusionBench
         switch (scenario)
         {
             case "mixed":
-                await MixedAsync(root, model, seconds, runs, concurrency, load, report);
+                await MixedAsync(root, model, seconds, runs, concurrency, Get("open-loop", "true") == "true" ? load : null, report);
                 break;
             case "batching":
                 await BatchingAsync(root, model, seconds, runs, report);
@@ -68,7 +68,7 @@ internal static class DiffusionBench
         return 0;
     }
 
-    private static async Task MixedAsync(string root, string model, int seconds, int runs, int concurrency, double load, JsonObject report)
+    private static async Task MixedAsync(string root, string model, int seconds, int runs, int concurrency, double? openLoopLoad, JsonObject report)
     {
         string[] modes = ["request", "iteration"];
         var capacity = new Dictionary<string, double>();
@@ -93,6 +93,11 @@ internal static class DiffusionBench
         }
 
         Console.WriteLine(FormattableString.Invariant($"\nmedian capacity: request-level {capacity["request"]:0.0} req/s, iteration-level {capacity["iteration"]:0.0} req/s ({capacity["iteration"] / capacity["request"]:0.00}x)"));
+
+        if (openLoopLoad is not { } load)
+        {
+            return; // --open-loop false: capacity only (e.g. at another --concurrency)
+        }
 
         // Same offered load for both modes: a share of the baseline's capacity, and the same share of the new one's.
         foreach ((string basis, double rate) in new[] { ("request", load * capacity["request"]), ("iteration", load * capacity["iteration"]) })

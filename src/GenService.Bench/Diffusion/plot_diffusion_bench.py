@@ -51,7 +51,7 @@ def plot_mixed(mixed, out):
         ax.set_ylabel("latency ms (median of runs), log scale")
         ax.set_title(f"Open loop, Poisson {rate:.0f} req/s (70% of {basis}-level capacity)", fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle("digits-ddpm, DDIM, 1 sample per request; 2 shared CPU cores", fontsize=10)
+    fig.suptitle("digits-ddpm, DDIM, 1 sample per request; 2 CPU cores", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print("wrote", out)
