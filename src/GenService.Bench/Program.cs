@@ -12,7 +12,7 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 //   dotnet run --project src/GenService.Bench -c Release -- [--mode all|inprocess|http] [--seconds 5]
 //       [--model digits-gan] [--role generator] [--url http://host:port (else the service starts in-process on 127.0.0.1)]
 //       [--transport json,binary] [--runs 3 (median)] [--max-queue-size N (the served copy's batching.max_queue_size)]
-//       [--config Key=Value,... (service configuration, e.g. GenService:IntraOpNumThreads=1)]
+//       [--config Key=Value,... (service configuration, e.g. GenService:IntraOpNumThreads=1)] [--instances N (the served copy's instances)]
 //
 // --transport binary: the KServe v2 binary tensor extension (JSON header + raw little-endian tensors, outputs
 // asked back as bytes with binary_data_output), so the cost of formatting and parsing numbers drops out.
@@ -56,7 +56,19 @@ if (runHttp && options.Url is null)
     // 64 clients x 64 rows are 4,096 rows in flight, over the shipped max_queue_size of 1,024.
     host = await BenchHost.StartAsync(root, options.Model,
         options.Config.Select(pair => new KeyValuePair<string, string?>(pair[..pair.IndexOf('=', StringComparison.Ordinal)], pair[(pair.IndexOf('=', StringComparison.Ordinal) + 1)..])),
-        options.MaxQueueSize is { } q ? m => m["batching"]!["max_queue_size"] = q : (Action<System.Text.Json.Nodes.JsonNode>?)null);
+        m =>
+        {
+            if (options.MaxQueueSize is { } q)
+            {
+                m["batching"]!["max_queue_size"] = q;
+            }
+
+            // --instances N: sessions (and batches at once) of the served copy; the shipped models have 1.
+            if (options.Instances is { } n)
+            {
+                m["instances"] = n;
+            }
+        });
     url = host.Url;
 }
 
@@ -185,7 +197,7 @@ static string FindRoot()
 }
 
 internal sealed record BenchOptions(string Mode, int Seconds, string Model, string Role, string? Url, int[] Rows, int[] Concurrency,
-    string[] Transports, int Runs, int? MaxQueueSize, string[] Config)
+    string[] Transports, int Runs, int? MaxQueueSize, string[] Config, int? Instances)
 {
     public static BenchOptions Parse(string[] args)
     {
@@ -201,7 +213,8 @@ internal sealed record BenchOptions(string Mode, int Seconds, string Model, stri
             Get("role", "generator"), url.Length == 0 ? null : url, Ints("rows", "1,64"), Ints("concurrency", "1,16,64"),
             Get("transport", "json,binary").Split(','), int.Parse(Get("runs", "1"), CultureInfo.InvariantCulture),
             Get("max-queue-size", "") is { Length: > 0 } q ? int.Parse(q, CultureInfo.InvariantCulture) : null,
-            Get("config", "") is { Length: > 0 } c ? c.Split(',') : []);
+            Get("config", "") is { Length: > 0 } c ? c.Split(',') : [],
+            Get("instances", "") is { Length: > 0 } n ? int.Parse(n, CultureInfo.InvariantCulture) : null);
     }
 }
 
