@@ -90,6 +90,10 @@ internal sealed class BenchHost : IAsyncDisposable
         throw new InvalidOperationException($"{model} did not become ready within 60 s.");
     }
 
+    /// <summary>Command-line service settings, "Key=Value" each (the value may hold '=').</summary>
+    public static KeyValuePair<string, string?>[] ParseConfig(IEnumerable<string> pairs)
+        => [.. pairs.Select(pair => pair.Split('=', 2)).Select(kv => new KeyValuePair<string, string?>(kv[0], kv.Length > 1 ? kv[1] : ""))];
+
     /// <summary>POSTs <paramref name="body"/> as JSON and reads the whole answer; true on 200.</summary>
     public async Task<bool> TryPostAsync(string route, object body)
     {

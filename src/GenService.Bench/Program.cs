@@ -55,7 +55,7 @@ if (runHttp && options.Url is null)
     // --config Key=Value,... : service settings for the run, e.g. GenService:IntraOpNumThreads=1. --max-queue-size:
     // 64 clients x 64 rows are 4,096 rows in flight, over the shipped max_queue_size of 1,024.
     host = await BenchHost.StartAsync(root, options.Model,
-        options.Config.Select(pair => new KeyValuePair<string, string?>(pair[..pair.IndexOf('=', StringComparison.Ordinal)], pair[(pair.IndexOf('=', StringComparison.Ordinal) + 1)..])),
+        BenchHost.ParseConfig(options.Config),
         m =>
         {
             if (options.MaxQueueSize is { } q)

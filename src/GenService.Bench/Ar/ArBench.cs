@@ -41,8 +41,7 @@ internal static class ArBench
         string[] modes = Get("modes", "iteration,request").Split(',');
 
         // --config Key=Value,...: service settings for both modes (e.g. GenService:Ar:MaxRowsPerIteration=32).
-        KeyValuePair<string, string?>[] config = [.. Get("config", "").Split(',', StringSplitOptions.RemoveEmptyEntries)
-            .Select(pair => new KeyValuePair<string, string?>(pair[..pair.IndexOf('=', StringComparison.Ordinal)], pair[(pair.IndexOf('=', StringComparison.Ordinal) + 1)..]))];
+        KeyValuePair<string, string?>[] config = BenchHost.ParseConfig(Get("config", "").Split(',', StringSplitOptions.RemoveEmptyEntries));
         Console.WriteLine($"# GenService AR benchmark: {string.Join(", ", models)}, concurrency {string.Join("/", concurrency)}, {seconds} s per run, {runs} runs, {Environment.ProcessorCount} cores, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         var report = new JsonObject { ["seconds"] = seconds, ["runs"] = runs };
         foreach (string model in models)
