@@ -11,11 +11,13 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 //
 //   dotnet run --project src/GenService.Bench -c Release -- [--mode all|inprocess|http] [--seconds 5]
 //       [--model digits-gan] [--role generator] [--url http://host:port (else the service starts in-process on 127.0.0.1)]
-//       [--transport json,binary] [--runs 3 (median)] [--max-queue-size N (the served copy's batching.max_queue_size)]
+//       [--transport json,binary,wrk] [--runs 3 (median)] [--max-queue-size N (the served copy's batching.max_queue_size)]
 //       [--config Key=Value,... (service configuration, e.g. GenService:IntraOpNumThreads=1)] [--instances N (the served copy's instances)]
 //
 // --transport binary: the KServe v2 binary tensor extension (JSON header + raw little-endian tensors, outputs
 // asked back as bytes with binary_data_output), so the cost of formatting and parsing numbers drops out.
+// --transport wrk: the same binary requests sent by wrk (Debian's `wrk`, a C load generator: one thread, C
+// connections) instead of .NET's HttpClient in this process, so the client costs the two cores much less.
 //
 // Closed loop: C workers each send a request, wait for the answer, send the next, for --seconds after a warm-up.
 // Reported per (rows, concurrency): requests/s, samples/s, p50/p99 latency and, for HTTP, the service's own cost:
@@ -96,7 +98,9 @@ foreach (int rows in options.Rows)
                         return ValueTask.FromResult(0.0);
                     }
                     : HttpCall(client, route, inputs, column == "binary");
-                Result r = await Runner.RunAsync(c, options.Seconds, call, rows);
+                Result r = column == "wrk"
+                    ? await Wrk.RunAsync(url + route, inputs, c, options.Seconds, rows)
+                    : await Runner.RunAsync(c, options.Seconds, call, rows);
                 (results.TryGetValue((column, rows, c), out List<Result>? list) ? list : results[(column, rows, c)] = []).Add(r);
                 Console.Error.WriteLine(FormattableString.Invariant($"  {column} rows={rows} c={c} run {run + 1}: {r.RequestsPerSecond:0} req/s, load {LoadAverage()}"));
             }
@@ -355,5 +359,65 @@ internal static class Runner
             compute.Sum() * 1000 / all.Length,
             rows,
             rejected);
+    }
+}
+
+/// <summary>
+/// The binary-tensor requests through wrk (apt-get install wrk): one wrk thread keeping C connections busy for the
+/// run, after a 1 s warm-up; req/s, p50/p99 and mean latency as wrk reports them (--latency), non-2xx as rejected.
+/// </summary>
+internal static class Wrk
+{
+    public static async Task<Result> RunAsync(string url, Inputs inputs, int concurrency, int seconds, int rows)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"genservice-wrk-{Environment.ProcessId}");
+        Directory.CreateDirectory(dir);
+        string body = Path.Combine(dir, "body.bin");
+        await File.WriteAllBytesAsync(body, inputs.V2BinaryBody);
+        string script = Path.Combine(dir, "post.lua");
+        await File.WriteAllTextAsync(script, $$"""
+            wrk.method = "POST"
+            local f = io.open("{{body}}", "rb")
+            wrk.body = f:read("*all")
+            f:close()
+            wrk.headers["Content-Type"] = "application/octet-stream"
+            wrk.headers["Inference-Header-Content-Length"] = "{{inputs.V2BinaryHeaderLength}}"
+            """);
+        await RunWrkAsync(url, script, concurrency, 1);
+        string output = await RunWrkAsync(url, script, concurrency, seconds);
+        var m = System.Text.RegularExpressions.Regex.Match(output, @"(\d+) requests in ([\d.]+)(ms|s|m)");
+        long requests = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        double elapsed = Time(m.Groups[2].Value + m.Groups[3].Value) / 1e6;
+        var non2xx = System.Text.RegularExpressions.Regex.Match(output, @"Non-2xx or 3xx responses: (\d+)");
+        long rejected = non2xx.Success ? long.Parse(non2xx.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+        double Percentile(string q) => Time(System.Text.RegularExpressions.Regex.Match(output, q + @"%\s+([\d.]+\w+)").Groups[1].Value);
+        double mean = Time(System.Text.RegularExpressions.Regex.Match(output, @"Latency\s+([\d.]+\w+)").Groups[1].Value);
+        return new Result(requests - rejected, elapsed, Percentile("50"), Percentile("99"), mean, 0, rows, rejected);
+    }
+
+    /// <summary>A wrk duration ("850.12us", "1.23ms", "2.00s") in microseconds.</summary>
+    private static double Time(string text)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(text, @"^([\d.]+)(us|ms|s|m)$");
+        double v = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        return m.Groups[2].Value switch { "us" => v, "ms" => v * 1e3, "s" => v * 1e6, _ => v * 60e6 };
+    }
+
+    private static async Task<string> RunWrkAsync(string url, string script, int concurrency, int seconds)
+    {
+        var start = new ProcessStartInfo("wrk", ["-t1", $"-c{concurrency}", $"-d{seconds}s", "--latency", "-s", script, url])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using Process process = Process.Start(start) ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk).");
+        string output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"wrk exited {process.ExitCode}: {await process.StandardError.ReadToEndAsync()}");
+        }
+
+        return output;
     }
 }
