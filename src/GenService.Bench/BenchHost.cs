@@ -174,22 +174,17 @@ internal sealed class BenchHost : IAsyncDisposable
 /// <summary>Order statistics shared by the benchmarks.</summary>
 internal static class Stats
 {
-    public static double Median(IEnumerable<double> values) => Percentile(values, 0.5, interpolateMedian: true);
-
-    /// <summary>Exact percentile (nearest rank) of every value kept; NaN when there is none.</summary>
-    public static double Percentile(IEnumerable<double> values, double q, bool interpolateMedian = false)
+    /// <summary>The middle value; the mean of the two middle ones for an even count.</summary>
+    public static double Median(IEnumerable<double> values)
     {
         double[] sorted = [.. values.Order()];
-        if (sorted.Length == 0)
-        {
-            return double.NaN;
-        }
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
 
-        if (interpolateMedian && sorted.Length % 2 == 0)
-        {
-            return (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
-        }
-
-        return sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
+    /// <summary>Exact percentile (nearest rank) of every value kept; NaN when there is none.</summary>
+    public static double Percentile(IEnumerable<double> values, double q)
+    {
+        double[] sorted = [.. values.Order()];
+        return sorted.Length == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
     }
 }

@@ -383,8 +383,17 @@ internal static class Wrk
             wrk.headers["Content-Type"] = "application/octet-stream"
             wrk.headers["Inference-Header-Content-Length"] = "{{inputs.V2BinaryHeaderLength}}"
             """);
-        await RunWrkAsync(url, script, concurrency, 1);
-        string output = await RunWrkAsync(url, script, concurrency, seconds);
+        string output;
+        try
+        {
+            await RunWrkAsync(url, script, concurrency, 1);
+            output = await RunWrkAsync(url, script, concurrency, seconds);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+
         var m = System.Text.RegularExpressions.Regex.Match(output, @"(\d+) requests in ([\d.]+)(ms|s|m)");
         long requests = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
         double elapsed = Time(m.Groups[2].Value + m.Groups[3].Value) / 1e6;

@@ -40,7 +40,6 @@ internal sealed class ArScheduler : IterationScheduler<ArScheduler.ScheduledRequ
     private readonly ILogger _logger;
     private readonly float[] _scratch;
     private readonly List<ScheduledRequest> _touched = [];
-    private readonly PaddingPlanner _planner = new();
     private long _calls;
 
     public ArScheduler(ArDecoder decoder, string modelName, int maxLength, int maxRowsPerIteration, int maxQueuedSequences,
@@ -151,7 +150,7 @@ internal sealed class ArScheduler : IterationScheduler<ArScheduler.ScheduledRequ
     protected override void LogIterationFailed(int rows, int requests, Exception exception) => Log.IterationFailed(_logger, Graph.V2Name, rows, requests, exception);
 
     /// <summary>The recompute path's split of iterations by prefix length (tests, diagnostics).</summary>
-    internal PaddingPlanner Planner => _planner;
+    internal PaddingPlanner Planner { get; } = new();
 
     /// <summary>
     /// The calls of one iteration. Recompute: by prefix length, as the <see cref="PaddingPlanner"/> finds fastest
@@ -162,7 +161,7 @@ internal sealed class ArScheduler : IterationScheduler<ArScheduler.ScheduledRequ
     {
         if (!UsesCache)
         {
-            return [.. _planner.Plan(batch.ConvertAll(s => s.Tokens.Count)).Select(group => group.ConvertAll(i => batch[i]))];
+            return [.. Planner.Plan(batch.ConvertAll(s => s.Tokens.Count)).Select(group => group.ConvertAll(i => batch[i]))];
         }
 
         var groups = new List<List<ArSequence>>();
@@ -293,7 +292,7 @@ internal sealed class ArScheduler : IterationScheduler<ArScheduler.ScheduledRequ
         var call = new PackedCall(ids, n, length, 0) { AttentionMask = mask };
         long sent = Time.GetTimestamp();
         (float[] logits, _, InferenceResult result) = await _decoder.RunPackedAsync(call, wantPresent: false, dispatchImmediately: true, Stopping.Token);
-        _planner.Observe(n * length, Time.GetElapsedTime(sent).TotalSeconds);
+        Planner.Observe(n * length, Time.GetElapsedTime(sent).TotalSeconds);
         int vocab = _decoder.VocabSize;
         for (int r = 0; r < n; r++)
         {

@@ -31,7 +31,7 @@ internal abstract class IterationRequest<TItem, TEvent>
     public bool Stream { get; }
 
     /// <summary>The request's place in the waiting queue (guarded by the scheduler's lock).</summary>
-    public LinkedListNode<object>? Node { get; set; }
+    public LinkedListNode<IterationRequest<TItem, TEvent>>? Node { get; set; }
 
     // Unbounded: events are small, and the loop must never wait on a slow reader.
     public Channel<TEvent> Events { get; } = Channel.CreateUnbounded<TEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
@@ -73,7 +73,7 @@ internal abstract class IterationScheduler<TRequest, TItem, TEvent> : IIteration
     private static readonly Dictionary<string, Tensor> NoOutputs = [];
 
     private readonly Lock _lock = new();
-    private readonly LinkedList<object> _waiting = new();
+    private readonly LinkedList<IterationRequest<TItem, TEvent>> _waiting = new();
     private readonly List<TItem> _active = [];
     private readonly HashSet<TRequest> _requests = [];
     private readonly int _maxQueuedItems;
