@@ -95,6 +95,9 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
 
     public int MaxBatchSize => _settings.MaxBatchSize;
 
+    /// <summary>Batches that may run at once (the graph's sessions).</summary>
+    public int Concurrency => _settings.Concurrency;
+
     /// <summary>Rows waiting in the queue now.</summary>
     public int QueuedRows => Volatile.Read(ref _queuedRows);
 

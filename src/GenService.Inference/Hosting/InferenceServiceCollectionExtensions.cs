@@ -37,6 +37,7 @@ public static class InferenceServiceCollectionExtensions
                 "GenService:GraphOptimizationLevel must be one of disable, basic, extended, all.")
             .Validate(o => o.IntraOpNumThreads >= 0 && o.InterOpNumThreads >= 0,
                 "GenService:IntraOpNumThreads and InterOpNumThreads must be >= 0 (0 = ONNX Runtime default).")
+            .Validate(o => o.Instances >= 0, "GenService:Instances must be >= 0 (0 = each model.json's instances).")
             .Validate(o => o.DeviceId >= 0, "GenService:DeviceId must be >= 0.")
             .Validate(o => o.DefaultDeadlineMs > 0, "GenService:DefaultDeadlineMs must be > 0.")
             .Validate(o => o.DrainGraceMs >= 0, "GenService:DrainGraceMs must be >= 0.")

@@ -26,8 +26,19 @@ public sealed class InferenceOptions
     /// <summary>When CUDA is asked for but unavailable: false falls back to the CPU with a warning, true fails the load.</summary>
     public bool FailIfCudaUnavailable { get; set; }
 
-    /// <summary>ONNX Runtime intra-op threads per session; 0 = ONNX Runtime's default.</summary>
+    /// <summary>
+    /// ONNX Runtime intra-op threads per session. 0 = automatic: ONNX Runtime's default (a thread per
+    /// physical core), except for CPU graphs with several sessions, which share the host's cores
+    /// (max(1, cores / instances) each) so that N sessions do not start N pools of <c>cores</c> spinning threads.
+    /// </summary>
     public int IntraOpNumThreads { get; set; }
+
+    /// <summary>
+    /// Sessions per graph for every model, overriding each model.json's <c>instances</c>; 0 = use the
+    /// model's own value. A deployment setting: the same model folder wants 2 or more sessions on a CPU
+    /// host (two batches at once) and usually 1 on a GPU.
+    /// </summary>
+    public int Instances { get; set; }
 
     /// <summary>ONNX Runtime inter-op threads per session; 0 = ONNX Runtime's default.</summary>
     public int InterOpNumThreads { get; set; }

@@ -66,7 +66,7 @@ internal sealed class ModelLoader(InferenceOptions options, GenServiceMetrics? m
         {
             for (int i = 0; i < manifest.Instances; i++)
             {
-                SessionOptions so = SessionOptionsFactory.Create(options, graph, _logger, out provider);
+                SessionOptions so = SessionOptionsFactory.Create(options, graph, manifest.Instances, _logger, out provider);
                 sessionOptions.Add(so);
                 try
                 {

@@ -205,6 +205,12 @@ internal sealed class ModelRepository : IModelRepository, IAsyncDisposable
                 loaded = await Task.Run(() =>
                 {
                     manifest = ManifestLoader.Load(slot.Directory);
+                    if (_options.Instances > 0)
+                    {
+                        // GenService:Instances: the deployment's session count wins over the model's.
+                        manifest = manifest with { Instances = _options.Instances };
+                    }
+
                     return _loader.Load(manifest, cancellationToken);
                 }, cancellationToken).ConfigureAwait(false);
             }

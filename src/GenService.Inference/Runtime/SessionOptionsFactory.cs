@@ -12,8 +12,12 @@ internal static class SessionOptionsFactory
     /// Options for one session. With <c>cuda</c>, tries the CUDA provider; when its libraries are
     /// missing, falls back to the CPU with a warning (or throws when FailIfCudaUnavailable).
     /// </summary>
-    /// <remarks>The out value <c>provider</c> is "cpu" or "cuda": the provider actually used.</remarks>
-    public static SessionOptions Create(InferenceOptions options, string graph, ILogger logger, out string provider)
+    /// <param name="options">The service's inference settings.</param>
+    /// <param name="graph">model.role, for messages.</param>
+    /// <param name="instances">Sessions of this graph (for the automatic CPU thread count).</param>
+    /// <param name="logger">Where the CUDA fallback warning goes.</param>
+    /// <param name="provider">"cpu" or "cuda": the provider actually used.</param>
+    public static SessionOptions Create(InferenceOptions options, string graph, int instances, ILogger logger, out string provider)
     {
         SessionOptions? so = null;
         provider = "cpu";
@@ -49,9 +53,9 @@ internal static class SessionOptionsFactory
             "extended" => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             _ => GraphOptimizationLevel.ORT_ENABLE_ALL,
         };
-        if (options.IntraOpNumThreads > 0)
+        if (IntraOpThreads(options.IntraOpNumThreads, provider, instances, Environment.ProcessorCount) is int threads)
         {
-            so.IntraOpNumThreads = options.IntraOpNumThreads;
+            so.IntraOpNumThreads = threads;
         }
 
         if (options.InterOpNumThreads > 0)
@@ -62,4 +66,13 @@ internal static class SessionOptionsFactory
 
         return so;
     }
+
+    /// <summary>
+    /// Intra-op threads for one session: the configured count; else, on the CPU with several sessions,
+    /// the cores shared among them; else null (ONNX Runtime's default: one thread per physical core).
+    /// </summary>
+    internal static int? IntraOpThreads(int configured, string provider, int instances, int cores) =>
+        configured > 0 ? configured
+        : provider == "cpu" && instances > 1 ? Math.Max(1, cores / instances)
+        : null;
 }

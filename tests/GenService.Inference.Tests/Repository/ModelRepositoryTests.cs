@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using GenService.Inference.Batching;
 using GenService.Inference.Hosting;
 using GenService.Inference.Metrics;
 using GenService.Inference.Options;
@@ -329,6 +330,45 @@ public sealed class ModelRepositoryTests : IDisposable
         Assert.All(repo.List(), e => Assert.Equal(ModelState.Ready, e.State));
         await host.StopAsync(Ct);
     }
+
+    [Fact]
+    public async Task GenService_Instances_overrides_every_model_json_and_is_what_the_model_reports()
+    {
+        var options = new InferenceOptions { ModelRepository = _folder.Root, Instances = 3, DrainGraceMs = 0 };
+        await using var repo = new ModelRepository(Microsoft.Extensions.Options.Options.Create(options), null, TimeProvider.System, NullLoggerFactory.Instance);
+        Assert.Equal(ModelState.Ready, (await repo.LoadAsync("tiny-gan", Ct)).State);
+        Assert.Equal(3, repo.GetReady("tiny-gan").Manifest.Instances);
+        Assert.Equal(3, Assert.IsType<DynamicBatcher>(repo.GetGraph("tiny-gan.generator")).Concurrency);
+
+        // Three sessions really serve: rows sent at once still equal their one-by-one results.
+        float[][] zs = [.. Enumerable.Range(0, 6).Select(i => new[] { i * 0.1f, -0.2f, 0.3f, i * -0.05f })];
+        var alone = new List<float[]>();
+        foreach (float[] z in zs)
+        {
+            alone.Add(await Unbatched(repo.GetGraph("tiny-gan.generator"), z, 1));
+        }
+
+        float[][] together = await Task.WhenAll(zs.Select(z => Unbatched(repo.GetGraph("tiny-gan.generator"), z, 1)));
+        for (int i = 0; i < zs.Length; i++)
+        {
+            Assert.Equal(alone[i], together[i], (a, b) => Math.Abs(a - b) <= 1e-6f);
+        }
+
+        // 0 keeps each model's own value (tiny-gan's model.json says 2).
+        options.Instances = 0;
+        await using var own = new ModelRepository(Microsoft.Extensions.Options.Options.Create(options), null, TimeProvider.System, NullLoggerFactory.Instance);
+        await own.LoadAsync("tiny-gan", Ct);
+        Assert.Equal(2, own.GetReady("tiny-gan").Manifest.Instances);
+    }
+
+    [Theory]
+    [InlineData(0, "cpu", 1, 8, null)] // one session: ONNX Runtime's default pool
+    [InlineData(0, "cpu", 2, 8, 4)] // several sessions share the cores
+    [InlineData(0, "cpu", 4, 2, 1)] // never below one thread
+    [InlineData(0, "cuda", 2, 8, null)] // CUDA: the CPU pool barely works, leave the default
+    [InlineData(3, "cpu", 2, 8, 3)] // an explicit count wins
+    public void Intra_op_threads_default_to_the_cores_shared_among_a_graphs_cpu_sessions(int configured, string provider, int instances, int cores, int? expected) =>
+        Assert.Equal(expected, SessionOptionsFactory.IntraOpThreads(configured, provider, instances, cores));
 
     [Fact]
     public void Bad_options_fail_at_start()
