@@ -27,9 +27,9 @@ public sealed class InferenceOptions
     public bool FailIfCudaUnavailable { get; set; }
 
     /// <summary>
-    /// ONNX Runtime intra-op threads per session. 0 = automatic: ONNX Runtime's default (a thread per
-    /// physical core), except for CPU graphs with several sessions, which share the host's cores
-    /// (max(1, cores / instances) each) so that N sessions do not start N pools of <c>cores</c> spinning threads.
+    /// ONNX Runtime intra-op threads per session. 0 = automatic: on the CPU provider, half the host's cores shared
+    /// among a graph's sessions, max(1, cores / (2 x instances)), because the service's HTTP work, samplers and
+    /// schedulers need the rest; on CUDA, ONNX Runtime's default.
     /// </summary>
     public int IntraOpNumThreads { get; set; }
 
@@ -39,6 +39,13 @@ public sealed class InferenceOptions
     /// host (two batches at once) and usually 1 on a GPU.
     /// </summary>
     public int Instances { get; set; }
+
+    /// <summary>
+    /// Whether ONNX Runtime's intra-op worker threads spin (busy-wait) between calls instead of sleeping
+    /// (<c>session.intra_op.allow_spinning</c>). Spinning saves a few microseconds per call on an otherwise idle
+    /// machine, but a server shares its cores with HTTP work, and spinning workers take CPU time from it.
+    /// </summary>
+    public bool IntraOpSpinning { get; set; } = true;
 
     /// <summary>ONNX Runtime inter-op threads per session; 0 = ONNX Runtime's default.</summary>
     public int InterOpNumThreads { get; set; }

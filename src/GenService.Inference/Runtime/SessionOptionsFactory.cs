@@ -58,6 +58,11 @@ internal static class SessionOptionsFactory
             so.IntraOpNumThreads = threads;
         }
 
+        if (!options.IntraOpSpinning)
+        {
+            so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        }
+
         if (options.InterOpNumThreads > 0)
         {
             so.InterOpNumThreads = options.InterOpNumThreads;
@@ -68,11 +73,17 @@ internal static class SessionOptionsFactory
     }
 
     /// <summary>
-    /// Intra-op threads for one session: the configured count; else, on the CPU with several sessions,
-    /// the cores shared among them; else null (ONNX Runtime's default: one thread per physical core).
+    /// Intra-op threads for one session: the configured count; on the CPU, half the host's cores shared among the
+    /// graph's sessions (max(1, cores / (2 x instances))), leaving the other half to the HTTP work, the samplers and
+    /// the schedulers that run beside the graph; on CUDA, null (ONNX Runtime's default).
     /// </summary>
+    /// <remarks>
+    /// ONNX Runtime's own default, a thread per physical core, suits a process that only runs graphs. On the 2-core
+    /// dev box it made a loaded 10-step diffusion request 2x slower than one thread, and the v2 route's throughput
+    /// lower (docs/benchmarks.md, "Intra-op threads").
+    /// </remarks>
     internal static int? IntraOpThreads(int configured, string provider, int instances, int cores) =>
         configured > 0 ? configured
-        : provider == "cpu" && instances > 1 ? Math.Max(1, cores / instances)
+        : provider == "cpu" ? Math.Max(1, cores / (2 * Math.Max(1, instances)))
         : null;
 }

@@ -362,12 +362,13 @@ public sealed class ModelRepositoryTests : IDisposable
     }
 
     [Theory]
-    [InlineData(0, "cpu", 1, 8, null)] // one session: ONNX Runtime's default pool
-    [InlineData(0, "cpu", 2, 8, 4)] // several sessions share the cores
+    [InlineData(0, "cpu", 1, 16, 8)] // half the cores for the graph, half for HTTP and the samplers
+    [InlineData(0, "cpu", 2, 16, 4)] // several sessions share that half
+    [InlineData(0, "cpu", 1, 2, 1)]
     [InlineData(0, "cpu", 4, 2, 1)] // never below one thread
-    [InlineData(0, "cuda", 2, 8, null)] // CUDA: the CPU pool barely works, leave the default
+    [InlineData(0, "cuda", 2, 8, null)] // CUDA: ONNX Runtime's default
     [InlineData(3, "cpu", 2, 8, 3)] // an explicit count wins
-    public void Intra_op_threads_default_to_the_cores_shared_among_a_graphs_cpu_sessions(int configured, string provider, int instances, int cores, int? expected) =>
+    public void Intra_op_threads_default_to_half_the_cores_shared_among_a_graphs_cpu_sessions(int configured, string provider, int instances, int cores, int? expected) =>
         Assert.Equal(expected, SessionOptionsFactory.IntraOpThreads(configured, provider, instances, cores));
 
     [Fact]
