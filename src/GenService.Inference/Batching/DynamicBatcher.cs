@@ -95,7 +95,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
 
     public int MaxBatchSize => _settings.MaxBatchSize;
 
-    /// <summary>Batches that may run at once (the graph's sessions).</summary>
+    /// <inheritdoc/>
     public int Concurrency => _settings.Concurrency;
 
     /// <summary>Rows waiting in the queue now.</summary>

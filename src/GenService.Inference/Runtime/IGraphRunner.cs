@@ -71,6 +71,9 @@ public interface IGraphRunner
 
     int MaxBatchSize { get; }
 
+    /// <summary>Calls that can run at once (the graph's sessions, <c>instances</c>); 1 unless the runner says more.</summary>
+    int Concurrency => 1;
+
     /// <summary>
     /// Queue the request's rows for batching; requests larger than the max batch are split.
     /// Throws <see cref="QueueFullException"/> at once when the queue is full,

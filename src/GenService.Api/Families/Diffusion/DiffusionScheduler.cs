@@ -67,14 +67,40 @@ internal sealed class DiffusionScheduler : IterationScheduler<DiffusionScheduler
 
     protected override ScheduledRequest OwnerOf(DiffusionSampleCursor item) => (ScheduledRequest)item.Owner!;
 
+    /// <summary>
+    /// Fewest rows worth a call of their own when an iteration is split across the denoiser's sessions: below it one
+    /// call is faster than two (fixed per-call cost, and the short requests' latency is set by small iterations).
+    /// </summary>
+    internal const int MinRowsPerPart = 16;
+
+    /// <summary>
+    /// How many parts an iteration of <paramref name="rows"/> rows runs in: one per session of the denoiser (two
+    /// batches at once on a CPU host with <c>instances</c> 2), as long as each part keeps <see cref="MinRowsPerPart"/>.
+    /// </summary>
+    internal static int PartsFor(int rows, int concurrency) => Math.Max(1, Math.Min(concurrency, rows / MinRowsPerPart));
+
     protected override async Task RunIterationAsync(List<DiffusionSampleCursor> batch, int rows, long started)
     {
-        InferenceResult result;
+        // One call per iteration, or, on a denoiser with several sessions, a few concurrent calls over contiguous
+        // slices of the batch: the iteration then uses as many cores as the sessions have (each sample's row is
+        // computed alone either way, so the split does not change any sample).
+        int parts = PartsFor(rows, Denoiser.Concurrency);
+        List<(List<DiffusionSampleCursor> Samples, InferenceResult Result)> done;
         try
         {
             // The iteration is the batch: it leaves the batcher at once instead of waiting max_queue_delay_ms for
             // company that cannot come (this loop is the denoiser's main caller and is waiting on this call).
-            result = await Denoiser.InferAsync(_batch.Build(batch, rows, dispatchImmediately: true), Stopping.Token);
+            if (parts == 1)
+            {
+                done = [(batch, await Denoiser.InferAsync(_batch.Build(batch, rows, dispatchImmediately: true), Stopping.Token))];
+            }
+            else
+            {
+                List<List<DiffusionSampleCursor>> slices = Slices(batch, rows, parts);
+                InferenceResult[] results = await Task.WhenAll(slices.Select(slice =>
+                    Denoiser.InferAsync(_batch.Build(slice, DenoiserBatch.RowsOf(slice), dispatchImmediately: true), Stopping.Token).AsTask()));
+                done = [.. slices.Zip(results)];
+            }
         }
         catch (Exception e)
         {
@@ -83,7 +109,16 @@ internal sealed class DiffusionScheduler : IterationScheduler<DiffusionScheduler
             return;
         }
 
-        _batch.Advance(batch, result.Outputs[_batch.PredictionName].AsFloats(), _scratch);
+        foreach ((List<DiffusionSampleCursor> samples, InferenceResult result) in done)
+        {
+            _batch.Advance(samples, result.Outputs[_batch.PredictionName].AsFloats(), _scratch);
+            CollectRequests(samples, _touched);
+            foreach (ScheduledRequest r in _touched)
+            {
+                r.Timings.Add(result);
+            }
+        }
+
         Counted(rows);
         CollectRequests(batch, _touched);
         foreach (ScheduledRequest r in _touched)
@@ -93,7 +128,6 @@ internal sealed class DiffusionScheduler : IterationScheduler<DiffusionScheduler
                 continue;
             }
 
-            r.Timings.Add(result);
             r.Report();
             if (r.Finished)
             {
@@ -102,6 +136,29 @@ internal sealed class DiffusionScheduler : IterationScheduler<DiffusionScheduler
         }
 
         _metrics?.RecordIteration(ModelName, rows, Time.GetElapsedTime(started).TotalSeconds);
+    }
+
+    /// <summary>Contiguous slices of the batch with about equal rows (a guided sample's two rows stay together).</summary>
+    internal static List<List<DiffusionSampleCursor>> Slices(List<DiffusionSampleCursor> batch, int rows, int parts)
+    {
+        var slices = new List<List<DiffusionSampleCursor>>(parts);
+        var current = new List<DiffusionSampleCursor>();
+        int taken = 0;
+        foreach (DiffusionSampleCursor s in batch)
+        {
+            // Close the slice once it holds its share of the rows (the last slice takes the rest).
+            if (current.Count > 0 && slices.Count < parts - 1 && taken >= (long)rows * (slices.Count + 1) / parts)
+            {
+                slices.Add(current);
+                current = [];
+            }
+
+            current.Add(s);
+            taken += s.Rows;
+        }
+
+        slices.Add(current);
+        return slices;
     }
 
     protected override void LogClosed(string reason) => Log.SchedulerClosed(_logger, Denoiser.V2Name, reason);

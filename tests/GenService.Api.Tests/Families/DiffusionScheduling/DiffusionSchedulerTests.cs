@@ -88,6 +88,74 @@ public sealed class DiffusionSchedulerTests
     }
 
     [Fact]
+    public async Task On_a_denoiser_with_two_sessions_large_iterations_run_as_two_concurrent_calls_and_samples_stay_the_same()
+    {
+        var alone = new ScriptedDenoiser();
+
+        // Each call takes 2 ms, so the two halves of a split iteration are inside the denoiser together.
+        var crowd = new ScriptedDenoiser(maxBatchSize: 64) { Concurrency = 2, LatencyMs = _ => 2 };
+        using DiffusionScheduler scheduler = crowd.Scheduler();
+        DiffusionSampleRequest[] bodies = [.. MixedBodies(), .. Enumerable.Range(0, 6).Select(i => Body(20 + (ulong)i, 8, count: 5, label: i % 4, guidance: i % 2 == 0 ? 2.0 : null))];
+
+        var expected = new List<DiffusionCompleted>();
+        foreach (DiffusionSampleRequest b in bodies)
+        {
+            expected.Add((await DrainAsync(DiffusionPipeline.RunAsync(alone.Job(b), Ct))).Done);
+        }
+
+        DiffusionJob[] jobs = [.. bodies.Select(crowd.Job)];
+        var results = await Task.WhenAll(jobs.Select(j => DrainAsync(scheduler.RunAsync(j, Ct))));
+        for (int r = 0; r < bodies.Length; r++)
+        {
+            DiffusionCompleted done = results[r].Done;
+            Assert.Equal(Enumerable.Range(1, jobs[r].StepsToRun), results[r].Events.OfType<DiffusionStepDone>().Select(e => e.Progress.Step));
+            for (int i = 0; i < done.Samples.Length; i++)
+            {
+                Assert.True(MaxAbsDiff(done.Samples[i], expected[r].Samples[i]) <= 1e-6, $"request {r} sample {i}");
+            }
+        }
+
+        // Split iterations: two calls at once, never more than the sessions, each of at least MinRowsPerPart rows;
+        // every row computed once.
+        ScriptedDenoiser.Call[] calls = crowd.CallsSnapshot();
+        Assert.Equal(2, crowd.MaxInFlight);
+        Assert.Contains(calls, c => c.Rows >= DiffusionScheduler.MinRowsPerPart && c.Rows < 2 * DiffusionScheduler.MinRowsPerPart);
+        Assert.Equal(jobs.Sum(j => j.Count * j.NetworkEvaluations), calls.Sum(c => c.Rows));
+    }
+
+    [Theory]
+    [InlineData(64, 1, 1)]
+    [InlineData(64, 2, 2)]
+    [InlineData(31, 2, 1)] // two parts would leave one under MinRowsPerPart
+    [InlineData(32, 2, 2)]
+    [InlineData(40, 4, 2)]
+    [InlineData(0, 2, 1)]
+    public void An_iteration_splits_into_one_part_per_session_while_each_keeps_enough_rows(int rows, int concurrency, int parts) =>
+        Assert.Equal(parts, DiffusionScheduler.PartsFor(rows, concurrency));
+
+    [Fact]
+    public void Slices_keep_the_batch_order_and_split_the_rows_evenly_with_guided_samples_whole()
+    {
+        var denoiser = new ScriptedDenoiser(maxBatchSize: 64);
+        var random = new Random(5);
+        for (int trial = 0; trial < 50; trial++)
+        {
+            // Random mixes of plain (1-row) and guided (2-row) samples.
+            List<DiffusionSampleCursor> batch = [.. Enumerable.Range(0, random.Next(2, 40)).SelectMany(i =>
+                DiffusionPipeline.Cursors(denoiser.Job(Body((ulong)i, 3, count: 1, label: 1, guidance: random.Next(2) == 0 ? 2.0 : null))).Samples)];
+            int rows = batch.Sum(s => s.Rows);
+            int parts = random.Next(1, 4);
+            List<List<DiffusionSampleCursor>> slices = DiffusionScheduler.Slices(batch, rows, parts);
+
+            Assert.Equal(batch, slices.SelectMany(s => s));
+            Assert.All(slices, s => Assert.NotEmpty(s));
+            Assert.True(slices.Count <= parts);
+            int[] sliceRows = [.. slices.Select(s => s.Sum(c => c.Rows))];
+            Assert.True(sliceRows.Max() - sliceRows.Min() <= 2 || slices.Count < parts, $"rows {string.Join('/', sliceRows)} of {rows} in {parts} parts");
+        }
+    }
+
+    [Fact]
     public async Task Rows_per_iteration_stay_under_the_cap_and_admission_is_fifo_per_sample()
     {
         var denoiser = new ScriptedDenoiser(maxBatchSize: 64, gated: true);

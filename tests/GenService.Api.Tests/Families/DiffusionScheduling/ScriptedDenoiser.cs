@@ -80,10 +80,37 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
 
     public int MaxBatchSize { get; }
 
+    /// <summary>The sessions the scheduler may use at once (a DynamicBatcher's instances).</summary>
+    public int Concurrency { get; init; } = 1;
+
+    /// <summary>Most calls that were inside <see cref="InferAsync"/> at the same time.</summary>
+    public int MaxInFlight => Volatile.Read(ref _maxInFlight);
+
+    private int _inFlight;
+    private int _maxInFlight;
+
     /// <summary>Lets <paramref name="calls"/> more calls through (gated denoisers only).</summary>
     public void Release(int calls) => _gate!.Release(calls);
 
     public async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+    {
+        int inFlight = Interlocked.Increment(ref _inFlight);
+        try
+        {
+            int seen;
+            while (inFlight > (seen = Volatile.Read(ref _maxInFlight)) && Interlocked.CompareExchange(ref _maxInFlight, inFlight, seen) != seen)
+            {
+            }
+
+            return await ComputeAsync(request, cancellationToken);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
+
+    private async ValueTask<InferenceResult> ComputeAsync(InferenceRequest request, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _entered);
         if (Closed)
