@@ -279,7 +279,9 @@ def main():
                                 "inputs": {"sample": "sample", "timestep": "timestep", "class_label": "class_label"},
                                 "outputs": {"prediction": "prediction"}}},
         "scheduler": SCHEDULER,
-        "batching": common.BATCHING, "instances": 1,
+        # Two sessions: on a CPU host two denoiser batches (or two halves of a >= 32-row iteration) run at once,
+        # one core each; docs/benchmarks.md, issue 5.
+        "batching": common.BATCHING, "instances": 2,
         "card": {**common.DATA_CARD,
                  "architecture": f"residual MLP denoiser, width {WIDTH}, {BLOCKS} blocks (LayerNorm, SiLU), "
                                  "sinusoidal timestep embedding + 11-row class embedding (row 10 = null class)",
