@@ -12,6 +12,7 @@ namespace GenService.Bench.Diffusion;
 ///   dotnet run --project src/GenService.Bench -c Release -- diffusion batching [--seconds 10] [--runs 3]
 ///   dotnet run --project src/GenService.Bench -c Release -- diffusion e2e      [--runs 5]
 ///   common: [--model digits-ddpm] [--out results.json] [--max-rows N (iteration mode's row cap; 0 = max_batch_size)]
+///           [--config Key=Value,... (service settings, e.g. GenService:Instances=2)]
 /// </code>
 /// mixed: one third each of 10, 50 and 250-step DDIM requests (1 sample). First the capacity of each scheduling
 /// mode, closed loop; then open-loop Poisson arrivals at --load x the request-level capacity, both modes at the
@@ -41,6 +42,7 @@ internal static class DiffusionBench
         string model = Get("model", "digits-ddpm");
         string? outFile = Get("out", "") is { Length: > 0 } o ? o : null;
         s_maxRowsPerIteration = Get("max-rows", "0");
+        s_config = BenchHost.ParseConfig(Get("config", "").Split(',', StringSplitOptions.RemoveEmptyEntries));
         Console.WriteLine($"# GenService diffusion benchmark '{scenario}': {model}, {Environment.ProcessorCount} cores, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         var report = new JsonObject { ["scenario"] = scenario, ["model"] = model, ["seconds"] = seconds, ["runs"] = runs };
         switch (scenario)
@@ -247,9 +249,12 @@ internal static class DiffusionBench
 
     private static string s_maxRowsPerIteration = "0";
 
+    /// <summary>--config Key=Value,...: service settings for every host of the run (e.g. GenService:Instances=2).</summary>
+    private static KeyValuePair<string, string?>[] s_config = [];
+
     /// <summary>The service on <paramref name="model"/> in one scheduling mode (row cap from --max-rows).</summary>
     private static Task<BenchHost> StartAsync(string root, string model, string scheduling, Action<JsonNode>? editManifest = null)
-        => BenchHost.StartAsync(root, model, new Dictionary<string, string?>
+        => BenchHost.StartAsync(root, model, new Dictionary<string, string?>(s_config)
         {
             ["GenService:Diffusion:Scheduling"] = scheduling,
             ["GenService:Diffusion:MaxRowsPerIteration"] = s_maxRowsPerIteration,
