@@ -454,13 +454,22 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
             }
         }
 
+        // A batch holds at most one caller-made batch (a DispatchImmediately request): a scheduler that splits an
+        // iteration over the graph's sessions sends its parts together, and merging them here would undo the split.
+        Pending? premade = null;
         batch = [];
         for (LinkedListNode<Chunk>? n = first; n is not null;)
         {
             LinkedListNode<Chunk>? next = n.Next;
             Chunk c = n.Value;
-            if (Compatible(head.Owner, c.Owner))
+            bool another = c.Owner.Request.DispatchImmediately && premade is not null && !ReferenceEquals(premade, c.Owner);
+            if (!another && Compatible(head.Owner, c.Owner))
             {
+                if (c.Owner.Request.DispatchImmediately)
+                {
+                    premade = c.Owner;
+                }
+
                 if (rows + c.Rows > max)
                 {
                     break;

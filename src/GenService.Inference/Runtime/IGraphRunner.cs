@@ -33,7 +33,9 @@ public sealed class InferenceRequest
     /// <summary>
     /// The caller has batched already (an iteration-level scheduler sends each iteration as one request): the batch
     /// holding these rows leaves at once instead of waiting up to max_queue_delay_ms for company. Rows of other
-    /// requests already queued with a compatible shape still ride along, up to max_batch_size.
+    /// requests already queued with a compatible shape still ride along, up to max_batch_size; two such requests are
+    /// never merged into one run (a scheduler that splits an iteration over the graph's sessions sends its parts
+    /// together, to run at once).
     /// </summary>
     public bool DispatchImmediately { get; init; }
 }

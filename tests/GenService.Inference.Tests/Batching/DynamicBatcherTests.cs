@@ -149,6 +149,33 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Two_requests_marked_dispatch_immediately_run_as_two_batches_at_once_and_company_rides_with_the_first()
+    {
+        var exec = new FakeExecutor(held: true);
+        DynamicBatcher batcher = Create(exec, maxBatch: 8, delayMs: 50, concurrency: 2);
+        Tensor small = Rows(1), p1 = Rows(3), p2 = Rows(3);
+        Task<InferenceResult> ts = batcher.InferAsync(Request(small), Ct).AsTask();
+        await Settle();
+        Task<InferenceResult> t1 = batcher.InferAsync(Immediate(p1), Ct).AsTask();
+        Task<InferenceResult> t2 = batcher.InferAsync(Immediate(p2), Ct).AsTask();
+
+        // 7 compatible rows fit one batch of 8, but the two parts of a split iteration must not be merged back.
+        await WaitUntil(() => exec.Running == 2, "two running batches");
+        exec.Release();
+        InferenceResult[] results = await Task.WhenAll(ts, t1, t2).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+        Assert.Equal([3, 4], exec.Batches.Select(x => x.Rows).Order());
+        Assert.Equal(2, exec.MaxConcurrent);
+        AssertRowsEqual(small, results[0]);
+        AssertRowsEqual(p1, results[1]);
+        AssertRowsEqual(p2, results[2]);
+        Assert.Equal(4, results[1].BatchSize);            // the queued single row went with the first part
+        Assert.Equal(3, results[2].BatchSize);
+
+        static InferenceRequest Immediate(Tensor x) => new() { Inputs = new Dictionary<string, Tensor> { ["x"] = x }, DispatchImmediately = true };
+    }
+
+    [Fact]
     public async Task A_large_request_is_split_into_batches_and_reassembled_in_order()
     {
         var exec = new FakeExecutor();
