@@ -80,7 +80,7 @@ internal static class SessionOptionsFactory
     /// <remarks>
     /// ONNX Runtime's own default, a thread per physical core, suits a process that only runs graphs. On the 2-core
     /// dev box it made a loaded 10-step diffusion request 2x slower than one thread, and the v2 route's throughput
-    /// lower (docs/benchmarks.md, "Intra-op threads").
+    /// lower (docs/benchmarks.md, "Threads and sessions on a CPU host").
     /// </remarks>
     internal static int? IntraOpThreads(int configured, string provider, int instances, int cores) =>
         configured > 0 ? configured

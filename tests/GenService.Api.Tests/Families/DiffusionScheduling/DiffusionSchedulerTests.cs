@@ -54,11 +54,7 @@ public sealed class DiffusionSchedulerTests
         using DiffusionScheduler scheduler = crowd.Scheduler();
         DiffusionSampleRequest[] bodies = MixedBodies();
 
-        var expected = new List<DiffusionCompleted>();
-        foreach (DiffusionSampleRequest b in bodies)
-        {
-            expected.Add((await DrainAsync(DiffusionPipeline.RunAsync(alone.Job(b), Ct))).Done);
-        }
+        List<DiffusionCompleted> expected = await AloneAsync(alone, bodies);
 
         DiffusionJob[] jobs = [.. bodies.Select(crowd.Job)];
         var results = await Task.WhenAll(jobs.Select(j => DrainAsync(scheduler.RunAsync(j, Ct))));
@@ -97,11 +93,7 @@ public sealed class DiffusionSchedulerTests
         using DiffusionScheduler scheduler = crowd.Scheduler();
         DiffusionSampleRequest[] bodies = [.. MixedBodies(), .. Enumerable.Range(0, 6).Select(i => Body(20 + (ulong)i, 8, count: 5, label: i % 4, guidance: i % 2 == 0 ? 2.0 : null))];
 
-        var expected = new List<DiffusionCompleted>();
-        foreach (DiffusionSampleRequest b in bodies)
-        {
-            expected.Add((await DrainAsync(DiffusionPipeline.RunAsync(alone.Job(b), Ct))).Done);
-        }
+        List<DiffusionCompleted> expected = await AloneAsync(alone, bodies);
 
         DiffusionJob[] jobs = [.. bodies.Select(crowd.Job)];
         var results = await Task.WhenAll(jobs.Select(j => DrainAsync(scheduler.RunAsync(j, Ct))));
@@ -307,6 +299,18 @@ public sealed class DiffusionSchedulerTests
         Assert.Equal(10, flags.Length);
         Assert.All(flags[..5], Assert.True);
         Assert.All(flags[5..], Assert.False);
+    }
+
+    /// <summary>Each body's result from the request-level loop, one request at a time (the reference).</summary>
+    private static async Task<List<DiffusionCompleted>> AloneAsync(ScriptedDenoiser alone, IEnumerable<DiffusionSampleRequest> bodies)
+    {
+        var results = new List<DiffusionCompleted>();
+        foreach (DiffusionSampleRequest b in bodies)
+        {
+            results.Add((await DrainAsync(DiffusionPipeline.RunAsync(alone.Job(b), Ct))).Done);
+        }
+
+        return results;
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)
