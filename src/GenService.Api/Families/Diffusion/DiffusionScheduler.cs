@@ -109,13 +109,18 @@ internal sealed class DiffusionScheduler : IterationScheduler<DiffusionScheduler
             return;
         }
 
+        // A request's timings add the calls that carried its rows: the one call, or each part it has samples in.
+        bool split = done.Count > 1;
         foreach ((List<DiffusionSampleCursor> samples, InferenceResult result) in done)
         {
             _batch.Advance(samples, result.Outputs[_batch.PredictionName].AsFloats(), _scratch);
-            CollectRequests(samples, _touched);
-            foreach (ScheduledRequest r in _touched)
+            if (split)
             {
-                r.Timings.Add(result);
+                CollectRequests(samples, _touched);
+                foreach (ScheduledRequest r in _touched)
+                {
+                    r.Timings.Add(result);
+                }
             }
         }
 
@@ -126,6 +131,11 @@ internal sealed class DiffusionScheduler : IterationScheduler<DiffusionScheduler
             if (r.Ended)
             {
                 continue;
+            }
+
+            if (!split)
+            {
+                r.Timings.Add(done[0].Result);
             }
 
             r.Report();
