@@ -1,7 +1,8 @@
 """Plots the diffusion scheduling benchmarks (docs/benchmarks.md, "Iteration-level batching").
 
 Reads the --out JSON files of `GenService.Bench diffusion mixed|batching|e2e` and the last line of
-torch_ddim_baseline.py's output; writes docs/img/bench-diffusion-mixed.png and docs/img/bench-diffusion-batching.png.
+torch_ddim_baseline.py's output; writes docs/img/bench-diffusion-mixed.png and docs/img/bench-diffusion-batching.png
+(--out-dir and --tag change the folder and add "-TAG" to the names, for another round's plots).
 Run: /usr/bin/python3 src/GenService.Bench/Diffusion/plot_diffusion_bench.py --mixed mixed.json --batching batching.json \
         --e2e e2e.json --torch torch.log
 """
@@ -91,11 +92,14 @@ def main():
     p.add_argument("--batching")
     p.add_argument("--e2e")
     p.add_argument("--torch")
+    p.add_argument("--out-dir", default=os.path.join(ROOT, "docs", "img"))
+    p.add_argument("--tag", default="")
     a = p.parse_args()
-    img = os.path.join(ROOT, "docs", "img")
+    img = a.out_dir
+    tag = f"-{a.tag}" if a.tag else ""
     if a.mixed:
         with open(a.mixed) as f:
-            plot_mixed(json.load(f), os.path.join(img, "bench-diffusion-mixed.png"))
+            plot_mixed(json.load(f), os.path.join(img, f"bench-diffusion-mixed{tag}.png"))
     if a.batching and a.e2e and a.torch:
         with open(a.batching) as f:
             batching = json.load(f)
@@ -103,7 +107,7 @@ def main():
             e2e = json.load(f)
         with open(a.torch) as f:
             torch_ms = json.loads(f.read().strip().splitlines()[-1])["median_ms"]
-        plot_batching(batching, e2e, torch_ms, os.path.join(img, "bench-diffusion-batching.png"))
+        plot_batching(batching, e2e, torch_ms, os.path.join(img, f"bench-diffusion-batching{tag}.png"))
 
 
 if __name__ == "__main__":
