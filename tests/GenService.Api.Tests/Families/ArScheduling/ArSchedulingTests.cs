@@ -306,6 +306,122 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         return [.. logProbs.OrderBy(t => t.Sample).ThenBy(t => t.Index).Select(t => t.LogProb)];
     }
 
+    [Fact]
+    public async Task A_failed_decoder_call_fails_the_requests_of_its_iteration_with_the_error_and_the_loop_goes_on()
+    {
+        // Six requests with prompts of different lengths, planned one call per length (as in the split test), on a
+        // runner that holds the first call until every request is queued, then fails every call until healed.
+        ILoadedModel digits = hosts.Iteration.Repository.GetReady(ArFixture.Digits);
+        ArJob[] jobs = [.. Enumerable.Range(0, 6).Select(i => ArJob.Create(new ArSampleRequest
+        {
+            Seed = (ulong)(60 + i), Count = 1, ClassLabel = i, Temperature = 1, MaxNewTokens = 6,
+            PromptTokens = [.. Enumerable.Repeat(2, 5 * i)],
+        }, digits, 64))];
+        var runner = new FailingRunner(jobs[0].Decoder.Runner);
+        var decoder = new ArDecoder(runner, jobs[0].Decoder.VocabSize);
+        using var scheduler = new ArScheduler(decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, new FrozenTime(), NullLogger.Instance);
+        for (int i = 0; i < 50; i++)
+        {
+            scheduler.Planner.Observe(10 + (13 * i), (10 + (13 * i)) * 1e-6);
+        }
+
+        async Task<Exception?> Run(ArJob job)
+        {
+            try
+            {
+                await foreach (ArEvent e in scheduler.RunAsync(job with { Decoder = decoder }, Ct, stream: false))
+                {
+                }
+
+                return null;
+            }
+            catch (Exception e)
+            {
+                Assert.Equal(0, runner.InFlight); // no call of the failed iteration outlives it
+                return e;
+            }
+        }
+
+        Task<Exception?>[] runs = [.. jobs.Select(Run)]; // each is queued before Run returns
+        await runner.FirstCall.WaitAsync(Ct);
+        await Task.Delay(100, Ct); // the loop sends the rest of the first iteration's calls meanwhile
+        runner.Release();
+        Exception?[] errors = await Task.WhenAll(runs);
+
+        // Each request gets the decoder's own error (none hangs, none gets another's result), and no more calls are
+        // made for them.
+        Assert.All(errors, e => Assert.Contains(FailingRunner.Message, Assert.IsType<InvalidOperationException>(e).Message, StringComparison.Ordinal));
+        int calls = runner.Calls;
+        await Task.Delay(100, Ct);
+        Assert.Equal(calls, runner.Calls);
+
+        // The loop is still there: once the decoder works again, a new request runs to its end.
+        runner.Heal();
+        Assert.Null(await Run(jobs[0]));
+        Assert.True(runner.Calls >= calls + 6, $"{runner.Calls - calls} calls for a 6-token request");
+    }
+
+    /// <summary>Holds call 1 until <see cref="Release"/>; from then on fails every call until <see cref="Heal"/>.</summary>
+    private sealed class FailingRunner(IGraphRunner inner) : IGraphRunner
+    {
+        public const string Message = "injected decoder failure";
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _calls;
+        private int _inFlight;
+        private volatile bool _failing;
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public int InFlight => Volatile.Read(ref _inFlight);
+
+        public Task FirstCall => _first.Task;
+
+        public string ModelName => inner.ModelName;
+
+        public string Role => inner.Role;
+
+        public string V2Name => inner.V2Name;
+
+        public GraphSignature Signature => inner.Signature;
+
+        public int MaxBatchSize => inner.MaxBatchSize;
+
+        public void Release()
+        {
+            _failing = true;
+            _released.SetResult();
+        }
+
+        public void Heal() => _failing = false;
+
+        public async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+        {
+            int call = Interlocked.Increment(ref _calls);
+            Interlocked.Increment(ref _inFlight);
+            try
+            {
+                if (call == 1)
+                {
+                    _first.SetResult();
+                    await _released.Task.WaitAsync(cancellationToken);
+                }
+
+                if (_failing)
+                {
+                    await Task.Yield();
+                    throw new InvalidOperationException(Message);
+                }
+
+                return await inner.InferAsync(request, cancellationToken);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _inFlight);
+            }
+        }
+    }
+
     /// <summary>The real decoder, 20 ms slower per call, counting calls.</summary>
     private sealed class SlowRunner(IGraphRunner inner) : IGraphRunner
     {
