@@ -115,6 +115,40 @@ public sealed class DiffusionSchedulerTests
         Assert.Equal(jobs.Sum(j => j.Count * j.NetworkEvaluations), calls.Sum(c => c.Rows));
     }
 
+    [Fact]
+    public async Task A_failed_call_of_a_split_iteration_fails_its_requests_after_the_other_part_ends_and_the_loop_goes_on()
+    {
+        // 40 rows on two sessions: every iteration is two concurrent calls of 20 rows. The first call to enter fails
+        // at once; the other takes 50 ms.
+        var denoiser = new ScriptedDenoiser(maxBatchSize: 64) { Concurrency = 2, LatencyMs = _ => 50, FailCall = 1 };
+        using DiffusionScheduler scheduler = denoiser.Scheduler();
+        int inFlightAtError = -1;
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(async () =>
+        {
+            try
+            {
+                await DrainAsync(scheduler.RunAsync(denoiser.Job(Body(1, 6, count: 40, label: 2)), Ct));
+            }
+            finally
+            {
+                inFlightAtError = denoiser.InFlight;
+            }
+        });
+
+        Assert.Equal(ScriptedDenoiser.FailureMessage, error.Message);
+        Assert.Equal(0, inFlightAtError); // the other part ended before the request was failed
+        Assert.Equal(0, scheduler.ActiveRequests);
+
+        // The loop goes on: the next request gets the samples it gets alone.
+        DiffusionSampleRequest body = Body(2, 5, count: 2, label: 1);
+        List<DiffusionCompleted> expected = await AloneAsync(new ScriptedDenoiser(), [body]);
+        (_, DiffusionCompleted done) = await DrainAsync(scheduler.RunAsync(denoiser.Job(body), Ct));
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.True(MaxAbsDiff(done.Samples[i], expected[0].Samples[i]) <= 1e-6, $"sample {i}");
+        }
+    }
+
     [Theory]
     [InlineData(64, 1, 1)]
     [InlineData(64, 2, 2)]

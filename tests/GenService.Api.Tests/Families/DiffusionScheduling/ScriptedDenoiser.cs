@@ -89,6 +89,14 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
     private int _inFlight;
     private int _maxInFlight;
 
+    /// <summary>Calls inside <see cref="InferAsync"/> now.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>The call (1-based, in the order they enter) that throws <see cref="FailureMessage"/>; 0: none.</summary>
+    public int FailCall { get; set; }
+
+    public const string FailureMessage = "injected denoiser failure";
+
     /// <summary>Lets <paramref name="calls"/> more calls through (gated denoisers only).</summary>
     public void Release(int calls) => _gate!.Release(calls);
 
@@ -112,7 +120,12 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
 
     private async ValueTask<InferenceResult> ComputeAsync(InferenceRequest request, CancellationToken cancellationToken)
     {
-        Interlocked.Increment(ref _entered);
+        if (Interlocked.Increment(ref _entered) == FailCall)
+        {
+            await Task.Yield();
+            throw new InvalidOperationException(FailureMessage);
+        }
+
         if (Closed)
         {
             // What a DynamicBatcher of an unloaded or replaced model version answers.
