@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using GenService.Api.Families.Ar;
+using GenService.Api.Tests.Infrastructure;
 using GenService.Inference.Repository;
 using GenService.Inference.Runtime;
 
@@ -117,26 +118,16 @@ public sealed class ArDecodingTests(ArFixture fixture)
         Assert.Equal(-1f, s.GetProperty("data")[63].GetSingle()); // padded with level 0
     }
 
-    private sealed class CountingRunner(IGraphRunner inner) : IGraphRunner
+    private sealed class CountingRunner(IGraphRunner inner) : WrappedRunner(inner)
     {
         private int _calls;
 
         public int Calls => _calls;
 
-        public string ModelName => inner.ModelName;
-
-        public string Role => inner.Role;
-
-        public string V2Name => inner.V2Name;
-
-        public GraphSignature Signature => inner.Signature;
-
-        public int MaxBatchSize => inner.MaxBatchSize;
-
-        public ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+        public override ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
         {
             Interlocked.Increment(ref _calls);
-            return inner.InferAsync(request, cancellationToken);
+            return Inner.InferAsync(request, cancellationToken);
         }
     }
 }

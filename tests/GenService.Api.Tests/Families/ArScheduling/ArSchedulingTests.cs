@@ -128,16 +128,32 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         }
     }
 
+    /// <summary>Six digits-ar jobs (classes 0..5) with prompts of 0, 5, .., 25 tokens: prefixes of six lengths.</summary>
+    private static ArJob[] PromptedDigitsJobs(ILoadedModel digits, ulong seed, int count, int maxNewTokens)
+        => [.. Enumerable.Range(0, 6).Select(i => ArJob.Create(new ArSampleRequest
+        {
+            Seed = seed + (ulong)i, Count = count, ClassLabel = i, Temperature = 1, MaxNewTokens = maxNewTokens,
+            PromptTokens = [.. Enumerable.Repeat(3, 5 * i)],
+        }, digits, 64))];
+
+    /// <summary>
+    /// Fits the planner to calls as good as free next to padded tokens, so every distinct prefix length gets its own
+    /// call (with a frozen clock the scheduler's own zero-length measurements leave the fit alone).
+    /// </summary>
+    private static void OneCallPerLength(ArScheduler scheduler)
+    {
+        for (int i = 0; i < 50; i++)
+        {
+            scheduler.Planner.Observe(10 + (13 * i), (10 + (13 * i)) * 1e-6);
+        }
+    }
+
     [Fact]
     public async Task Recompute_rows_split_into_calls_by_length_give_the_same_tokens_and_log_probs()
     {
         // Prompts of different lengths, so one iteration holds prefixes of several lengths.
         ILoadedModel digits = hosts.Iteration.Repository.GetReady(ArFixture.Digits);
-        ArJob[] jobs = [.. Enumerable.Range(0, 6).Select(i => ArJob.Create(new ArSampleRequest
-        {
-            Seed = (ulong)(40 + i), Count = 2, ClassLabel = i, Temperature = 1, MaxNewTokens = 12,
-            PromptTokens = [.. Enumerable.Repeat(3, 5 * i)],
-        }, digits, 64))];
+        ArJob[] jobs = PromptedDigitsJobs(digits, seed: 40, count: 2, maxNewTokens: 12);
         ArScheduler Scheduler(TimeProvider time) => new(jobs[0].Decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, time, NullLogger.Instance);
         static async Task<ArSampleResult[]> Run(ArScheduler scheduler, ArJob job)
         {
@@ -159,13 +175,9 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             alone.Add(await Run(one, job));
         }
 
-        // Calls as good as free next to padded tokens: every distinct prefix length gets its own call. The clock
-        // stands still, so the scheduler's own (zero-length) measurements leave this fit alone.
+        // Every distinct prefix length gets its own call.
         using ArScheduler split = Scheduler(new FrozenTime());
-        for (int i = 0; i < 50; i++)
-        {
-            split.Planner.Observe(10 + (13 * i), (10 + (13 * i)) * 1e-6);
-        }
+        OneCallPerLength(split);
 
         ArSampleResult[][] together = await Task.WhenAll(jobs.Select(job => Run(split, job)));
         for (int j = 0; j < jobs.Length; j++)
@@ -312,18 +324,11 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         // Six requests with prompts of different lengths, planned one call per length (as in the split test), on a
         // runner that holds the first call until every request is queued, then fails every call until healed.
         ILoadedModel digits = hosts.Iteration.Repository.GetReady(ArFixture.Digits);
-        ArJob[] jobs = [.. Enumerable.Range(0, 6).Select(i => ArJob.Create(new ArSampleRequest
-        {
-            Seed = (ulong)(60 + i), Count = 1, ClassLabel = i, Temperature = 1, MaxNewTokens = 6,
-            PromptTokens = [.. Enumerable.Repeat(2, 5 * i)],
-        }, digits, 64))];
+        ArJob[] jobs = PromptedDigitsJobs(digits, seed: 60, count: 1, maxNewTokens: 6);
         var runner = new FailingRunner(jobs[0].Decoder.Runner);
         var decoder = new ArDecoder(runner, jobs[0].Decoder.VocabSize);
         using var scheduler = new ArScheduler(decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, new FrozenTime(), NullLogger.Instance);
-        for (int i = 0; i < 50; i++)
-        {
-            scheduler.Planner.Observe(10 + (13 * i), (10 + (13 * i)) * 1e-6);
-        }
+        OneCallPerLength(scheduler);
 
         async Task<Exception?> Run(ArJob job)
         {
@@ -362,7 +367,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
     }
 
     /// <summary>Holds call 1 until <see cref="Release"/>; from then on fails every call until <see cref="Heal"/>.</summary>
-    private sealed class FailingRunner(IGraphRunner inner) : IGraphRunner
+    private sealed class FailingRunner(IGraphRunner inner) : WrappedRunner(inner)
     {
         public const string Message = "injected decoder failure";
         private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -377,16 +382,6 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
 
         public Task FirstCall => _first.Task;
 
-        public string ModelName => inner.ModelName;
-
-        public string Role => inner.Role;
-
-        public string V2Name => inner.V2Name;
-
-        public GraphSignature Signature => inner.Signature;
-
-        public int MaxBatchSize => inner.MaxBatchSize;
-
         public void Release()
         {
             _failing = true;
@@ -395,7 +390,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
 
         public void Heal() => _failing = false;
 
-        public async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+        public override async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
         {
             int call = Interlocked.Increment(ref _calls);
             Interlocked.Increment(ref _inFlight);
@@ -413,7 +408,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
                     throw new InvalidOperationException(Message);
                 }
 
-                return await inner.InferAsync(request, cancellationToken);
+                return await Inner.InferAsync(request, cancellationToken);
             }
             finally
             {
@@ -423,27 +418,17 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
     }
 
     /// <summary>The real decoder, 20 ms slower per call, counting calls.</summary>
-    private sealed class SlowRunner(IGraphRunner inner) : IGraphRunner
+    private sealed class SlowRunner(IGraphRunner inner) : WrappedRunner(inner)
     {
         private int _calls;
 
         public int Calls => Volatile.Read(ref _calls);
 
-        public string ModelName => inner.ModelName;
-
-        public string Role => inner.Role;
-
-        public string V2Name => inner.V2Name;
-
-        public GraphSignature Signature => inner.Signature;
-
-        public int MaxBatchSize => inner.MaxBatchSize;
-
-        public async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+        public override async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
         {
             Interlocked.Increment(ref _calls);
             await Task.Delay(20, cancellationToken);
-            return await inner.InferAsync(request, cancellationToken);
+            return await Inner.InferAsync(request, cancellationToken);
         }
     }
 }
