@@ -322,7 +322,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
     public async Task A_failed_decoder_call_fails_the_requests_of_its_iteration_with_the_error_and_the_loop_goes_on()
     {
         // Six requests with prompts of different lengths, planned one call per length (as in the split test), on a
-        // runner that holds the first call until every request is queued, then fails every call until healed.
+        // runner that fails every call until healed.
         ILoadedModel digits = hosts.Iteration.Repository.GetReady(ArFixture.Digits);
         ArJob[] jobs = PromptedDigitsJobs(digits, seed: 60, count: 1, maxNewTokens: 6);
         var runner = new FailingRunner(jobs[0].Decoder.Runner);
@@ -346,11 +346,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             }
         }
 
-        Task<Exception?>[] runs = [.. jobs.Select(Run)]; // each is queued before Run returns
-        await runner.FirstCall.WaitAsync(Ct);
-        await Task.Delay(100, Ct); // the loop sends the rest of the first iteration's calls meanwhile
-        runner.Release();
-        Exception?[] errors = await Task.WhenAll(runs);
+        Exception?[] errors = await Task.WhenAll(jobs.Select(Run));
 
         // Each request gets the decoder's own error (none hangs, none gets another's result), and no more calls are
         // made for them.
@@ -366,42 +362,26 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         Assert.True(runner.Calls >= calls + 6, $"{runner.Calls - calls} calls for a 6-token request");
     }
 
-    /// <summary>Holds call 1 until <see cref="Release"/>; from then on fails every call until <see cref="Heal"/>.</summary>
+    /// <summary>Fails every call (after a yield, as a real failure would come) until <see cref="Heal"/>.</summary>
     private sealed class FailingRunner(IGraphRunner inner) : WrappedRunner(inner)
     {
         public const string Message = "injected decoder failure";
-        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private int _calls;
         private int _inFlight;
-        private volatile bool _failing;
+        private volatile bool _failing = true;
 
         public int Calls => Volatile.Read(ref _calls);
 
         public int InFlight => Volatile.Read(ref _inFlight);
 
-        public Task FirstCall => _first.Task;
-
-        public void Release()
-        {
-            _failing = true;
-            _released.SetResult();
-        }
-
         public void Heal() => _failing = false;
 
         public override async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
         {
-            int call = Interlocked.Increment(ref _calls);
+            Interlocked.Increment(ref _calls);
             Interlocked.Increment(ref _inFlight);
             try
             {
-                if (call == 1)
-                {
-                    _first.SetResult();
-                    await _released.Task.WaitAsync(cancellationToken);
-                }
-
                 if (_failing)
                 {
                     await Task.Yield();
