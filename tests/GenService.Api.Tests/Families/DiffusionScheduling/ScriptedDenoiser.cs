@@ -80,22 +80,22 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
 
     public int MaxBatchSize { get; }
 
+    public const string FailureMessage = "injected denoiser failure";
+
+    private int _inFlight;
+    private int _maxInFlight;
+
     /// <summary>The sessions the scheduler may use at once (a DynamicBatcher's instances).</summary>
     public int Concurrency { get; init; } = 1;
 
     /// <summary>Most calls that were inside <see cref="InferAsync"/> at the same time.</summary>
     public int MaxInFlight => Volatile.Read(ref _maxInFlight);
 
-    private int _inFlight;
-    private int _maxInFlight;
-
     /// <summary>Calls inside <see cref="InferAsync"/> now.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
 
     /// <summary>The call (1-based, in the order they enter) that throws <see cref="FailureMessage"/>; 0: none.</summary>
     public int FailCall { get; set; }
-
-    public const string FailureMessage = "injected denoiser failure";
 
     /// <summary>Lets <paramref name="calls"/> more calls through (gated denoisers only).</summary>
     public void Release(int calls) => _gate!.Release(calls);
