@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using GenService.Inference.Diagnostics;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
@@ -97,12 +98,12 @@ internal sealed partial class GenServiceExceptionHandler(
         await response.BodyWriter.FlushAsync(cancellationToken);
     }
 
-    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "{Method} {Path}: client disconnected before the response (499)")]
+    [LoggerMessage(EventId = LogEvents.ClientGone, Level = LogLevel.Information, Message = "{Method} {Path}: client disconnected before the response (499)")]
     private static partial void LogClientGone(ILogger logger, string method, string path);
 
-    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "{Method} {Path} -> {Status}: {Detail}")]
+    [LoggerMessage(EventId = LogEvents.RequestFailed, Level = LogLevel.Information, Message = "{Method} {Path} -> {Status}: {Detail}")]
     private static partial void LogMapped(ILogger logger, string method, string path, int status, string detail);
 
-    [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "{Method} {Path} failed")]
+    [LoggerMessage(EventId = LogEvents.Unhandled, Level = LogLevel.Error, Message = "{Method} {Path} failed")]
     private static partial void LogUnhandled(ILogger logger, Exception exception, string method, string path);
 }

@@ -1,40 +1,41 @@
+using GenService.Inference.Diagnostics;
 using Microsoft.Extensions.Logging;
 
 namespace GenService.Inference.Hosting;
 
-/// <summary>Source-generated log messages of the inference core; event ids are stable (3000-3099).</summary>
+/// <summary>Source-generated log messages of the inference core; event ids in <see cref="LogEvents"/>.</summary>
 internal static partial class Log
 {
-    [LoggerMessage(3000, LogLevel.Warning, "CUDA execution provider unavailable for {Graph} (device {DeviceId}): {Reason}. Falling back to the CPU; set GenService:FailIfCudaUnavailable=true to fail instead.")]
+    [LoggerMessage(LogEvents.CudaFallback, LogLevel.Warning, "CUDA execution provider unavailable for {Graph} (device {DeviceId}): {Reason}. Falling back to the CPU; set GenService:FailIfCudaUnavailable=true to fail instead.")]
     public static partial void CudaFallback(ILogger logger, string graph, int deviceId, string reason);
 
-    [LoggerMessage(3001, LogLevel.Information, "Loaded graph {Graph} ({Instances} sessions, provider {Provider}) in {ElapsedMs:0} ms.")]
+    [LoggerMessage(LogEvents.GraphLoaded, LogLevel.Information, "Loaded graph {Graph} ({Instances} sessions, provider {Provider}) in {ElapsedMs:0} ms.")]
     public static partial void GraphLoaded(ILogger logger, string graph, int instances, string provider, double elapsedMs);
 
-    [LoggerMessage(3002, LogLevel.Information, "Model {Model} version {Version} is ready.")]
+    [LoggerMessage(LogEvents.ModelReady, LogLevel.Information, "Model {Model} version {Version} is ready.")]
     public static partial void ModelReady(ILogger logger, string model, string version);
 
-    [LoggerMessage(3003, LogLevel.Error, "Model {Model} failed to load: {Reason}")]
+    [LoggerMessage(LogEvents.ModelFailed, LogLevel.Error, "Model {Model} failed to load: {Reason}")]
     public static partial void ModelFailed(ILogger logger, string model, string reason, Exception? exception);
 
-    [LoggerMessage(3004, LogLevel.Information, "Model {Model} version {Version} retired; draining before disposal.")]
+    [LoggerMessage(LogEvents.ModelRetired, LogLevel.Information, "Model {Model} version {Version} retired; draining before disposal.")]
     public static partial void ModelRetired(ILogger logger, string model, string version);
 
-    [LoggerMessage(3005, LogLevel.Information, "Model {Model} unloaded.")]
+    [LoggerMessage(LogEvents.ModelUnloaded, LogLevel.Information, "Model {Model} unloaded.")]
     public static partial void ModelUnloaded(ILogger logger, string model);
 
-    [LoggerMessage(3006, LogLevel.Information, "Scanning model repository {Path}: {Count} model folders.")]
+    [LoggerMessage(LogEvents.Scanning, LogLevel.Information, "Scanning model repository {Path}: {Count} model folders.")]
     public static partial void Scanning(ILogger logger, string path, int count);
 
-    [LoggerMessage(3007, LogLevel.Warning, "Model repository folder {Path} does not exist; no models are served.")]
+    [LoggerMessage(LogEvents.RepositoryMissing, LogLevel.Warning, "Model repository folder {Path} does not exist; no models are served.")]
     public static partial void RepositoryMissing(ILogger logger, string path);
 
-    [LoggerMessage(3008, LogLevel.Error, "Batch of {Graph} failed ({Rows} rows).")]
+    [LoggerMessage(LogEvents.BatchFailed, LogLevel.Error, "Batch of {Graph} failed ({Rows} rows).")]
     public static partial void BatchFailed(ILogger logger, string graph, int rows, Exception exception);
 
-    [LoggerMessage(3009, LogLevel.Warning, "Model {Model} reload failed; still serving version {Version}: {Reason}")]
+    [LoggerMessage(LogEvents.ReloadFailed, LogLevel.Warning, "Model {Model} reload failed; still serving version {Version}: {Reason}")]
     public static partial void ReloadFailed(ILogger logger, string model, string version, string reason);
 
-    [LoggerMessage(3010, LogLevel.Error, "Disposing retired model {Model} failed.")]
+    [LoggerMessage(LogEvents.DisposeFailed, LogLevel.Error, "Disposing retired model {Model} failed.")]
     public static partial void DisposeFailed(ILogger logger, string model, Exception exception);
 }

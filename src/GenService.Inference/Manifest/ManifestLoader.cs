@@ -15,33 +15,6 @@ public static partial class ManifestLoader
 {
     public const string FileName = "model.json";
 
-    /// <summary>Canonical inputs and outputs per family and role. Required names come first in the comments of the contract; here a flag.</summary>
-    private static readonly Dictionary<ModelFamily, Dictionary<string, RoleRule>> Roles = new()
-    {
-        [ModelFamily.Gan] = new()
-        {
-            ["generator"] = new(true, ["latent"], ["class_label"], ["sample"], []),
-        },
-        [ModelFamily.Vae] = new()
-        {
-            ["decoder"] = new(true, ["latent"], ["class_label"], ["sample"], []),
-            ["encoder"] = new(false, ["sample"], ["class_label"], ["mean", "log_var"], []),
-        },
-        [ModelFamily.Flow] = new()
-        {
-            ["inverse"] = new(true, ["latent"], ["class_label"], ["sample"], []),
-            ["forward"] = new(false, ["sample"], ["class_label"], ["latent", "log_det"], []),
-        },
-        [ModelFamily.Diffusion] = new()
-        {
-            ["denoiser"] = new(true, ["sample", "timestep"], ["class_label"], ["prediction"], []),
-        },
-        [ModelFamily.Ar] = new()
-        {
-            ["decoder"] = new(true, ["input_ids"], ["attention_mask", "position_ids"], ["logits"], []),
-        },
-    };
-
     internal static readonly JsonSerializerOptions JsonOptions = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -59,10 +32,6 @@ public static partial class ManifestLoader
 
     [GeneratedRegex(@"^present\.\d+\.(key|value)$")]
     internal static partial Regex PresentRegex();
-
-    /// <summary>The roles a family may have (required first).</summary>
-    public static IReadOnlyList<string> RolesOf(ModelFamily family) =>
-        [.. Roles[family].OrderByDescending(r => r.Value.Required).Select(r => r.Key)];
 
     /// <summary>Loads <c>model.json</c> from a model folder and validates it.</summary>
     /// <exception cref="ManifestException">The file is missing, is not valid JSON, or breaks the contract.</exception>
@@ -105,9 +74,9 @@ public static partial class ManifestLoader
 
         // The family decides everything else; check it first for a clear message.
         string? familyText = (root["family"] as JsonValue)?.TryGetValue(out string? f) == true ? f : null;
-        if (familyText is null || familyText != familyText.ToLowerInvariant() || !Enum.TryParse(familyText, ignoreCase: true, out ModelFamily _))
+        if (FamilyDescriptor.FromWireName(familyText) is null)
         {
-            throw new ManifestException($"{display}: family: '{familyText ?? root["family"]?.ToJsonString() ?? "(missing)"}' is not a family; allowed: gan, vae, flow, diffusion, ar.");
+            throw new ManifestException($"{display}: family: '{familyText ?? root["family"]?.ToJsonString() ?? "(missing)"}' is not a family; allowed: {string.Join(", ", FamilyDescriptor.All.Select(d => d.WireName))}.");
         }
 
         // "scheduler" is an object or a file name; resolve it apart from the typed read.
@@ -257,7 +226,7 @@ public static partial class ManifestLoader
         // Latent shape.
         if (m.Family is ModelFamily.Gan or ModelFamily.Vae && m.LatentShape is null)
         {
-            Fail("latent_shape", $"required for a {Lower(m.Family)} model (the per-sample latent shape, e.g. [16]).");
+            Fail("latent_shape", $"required for a {m.Family.WireName()} model (the per-sample latent shape, e.g. [16]).");
         }
 
         if (m.LatentShape is { } ls && (ls.Length == 0 || ls.Any(d => d <= 0)))
@@ -271,25 +240,26 @@ public static partial class ManifestLoader
         }
 
         // Graphs and roles.
-        Dictionary<string, RoleRule> roles = Roles[m.Family];
+        FamilyDescriptor family = FamilyDescriptor.Of(m.Family);
+        string roleNames = string.Join(", ", family.Roles.Select(r => r.Name));
         if (m.Graphs is null || m.Graphs.Count == 0)
         {
-            Fail("graphs", $"at least the required role is needed; roles of {Lower(m.Family)}: {string.Join(", ", roles.Keys)}.");
+            Fail("graphs", $"at least the required role is needed; roles of {family.WireName}: {roleNames}.");
         }
 
-        foreach ((string role, RoleRule rule) in roles)
+        foreach (FamilyRole rule in family.Roles)
         {
-            if (rule.Required && !m.Graphs!.ContainsKey(role))
+            if (rule.Required && !m.Graphs!.ContainsKey(rule.Name))
             {
-                Fail("graphs", $"a {Lower(m.Family)} model needs the role '{role}'.");
+                Fail("graphs", $"a {family.WireName} model needs the role '{rule.Name}'.");
             }
         }
 
         foreach ((string role, GraphSpec g) in m.Graphs!)
         {
-            if (!roles.TryGetValue(role, out RoleRule? rule))
+            if (family.Role(role) is not { } rule)
             {
-                Fail($"graphs.{role}", $"unknown role for a {Lower(m.Family)} model; allowed: {string.Join(", ", roles.Keys)}.");
+                Fail($"graphs.{role}", $"unknown role for a {family.WireName} model; allowed: {roleNames}.");
                 return;
             }
 
@@ -298,8 +268,8 @@ public static partial class ManifestLoader
                 Fail($"graphs.{role}.file", $"'{g.File}' must be a file name inside the model folder.");
             }
 
-            CheckNames(m, display, role, "inputs", g.Inputs, rule.RequiredInputs, rule.OptionalInputs, isInput: true);
-            CheckNames(m, display, role, "outputs", g.Outputs, rule.RequiredOutputs, rule.OptionalOutputs, isInput: false);
+            CheckNames(m, display, role, "inputs", g.Inputs, rule.Inputs, rule.OptionalInputs, isInput: true);
+            CheckNames(m, display, role, "outputs", g.Outputs, rule.Outputs, [], isInput: false);
         }
 
         // Family extras.
@@ -447,7 +417,4 @@ public static partial class ManifestLoader
         }
     }
 
-    private static string Lower(ModelFamily f) => f.ToString().ToLowerInvariant();
-
-    private sealed record RoleRule(bool Required, string[] RequiredInputs, string[] OptionalInputs, string[] RequiredOutputs, string[] OptionalOutputs);
 }
