@@ -140,11 +140,11 @@ public sealed class DiffusionReferenceTests
         },
         ClipSample = cfg.GetProperty("clip_sample").GetBoolean(),
         ClipSampleRange = cfg.GetProperty("clip_sample_range").GetDouble(),
-        TimestepSpacing = SamplerSettings.ParseSpacing(cfg.GetProperty("timestep_spacing").GetString()!),
+        TimestepSpacing = Enum.GetValues<TimestepSpacing>().Single(v => SamplerSettings.WireName(v) == cfg.GetProperty("timestep_spacing").GetString()),
         StepsOffset = cfg.GetProperty("steps_offset").GetInt32(),
         SetAlphaToOne = cfg.GetProperty("set_alpha_to_one").GetBoolean(),
     };
 
     private static SamplerSettings ParseSettings(JsonElement c) =>
-        new(SamplerSettings.ParseKind(c.GetProperty("sampler").GetString()!), c.GetProperty("steps").GetInt32(), null, c.GetProperty("eta").GetDouble());
+        new(Enum.GetValues<SamplerKind>().Single(k => SamplerSettings.WireName(k) == c.GetProperty("sampler").GetString()), c.GetProperty("steps").GetInt32(), null, c.GetProperty("eta").GetDouble());
 }

@@ -49,18 +49,6 @@ public sealed class SamplerApiTests
         Assert.Contains("trailing", ex.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void Wire_names_round_trip_and_unknown_ones_name_the_field()
-    {
-        foreach (var kind in Enum.GetValues<SamplerKind>())
-        {
-            Assert.Equal(kind, SamplerSettings.ParseKind(SamplerSettings.WireName(kind)));
-        }
-
-        Assert.Equal("sampler", Assert.Throws<ArgumentException>(() => SamplerSettings.ParseKind("plms")).ParamName);
-        Assert.Equal("timestep_spacing", Assert.Throws<ArgumentException>(() => SamplerSettings.ParseSpacing("karras")).ParamName);
-    }
-
     [Theory]
     [MemberData(nameof(Kinds))]
     public void Rows_step_independently_so_batching_changes_nothing(SamplerKind kind)

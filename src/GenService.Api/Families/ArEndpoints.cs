@@ -1,19 +1,18 @@
 using System.Diagnostics;
 using System.Net.ServerSentEvents;
-using System.Runtime.CompilerServices;
-using System.Text.Json;
-using GenService.Api.Families.Ar;
+using GenService.Api.Contracts;
 using GenService.Api.Families.Common;
+using GenService.Generation;
+using GenService.Generation.Ar;
 using GenService.Inference;
 using GenService.Inference.Manifest;
-using GenService.Inference.Metrics;
 using GenService.Inference.Repository;
 using Microsoft.Extensions.Options;
 
 namespace GenService.Api.Families;
 
 /// <summary>/v1/ar/{model}: token by token, a start token and then whatever the decoder predicts next.</summary>
-public static partial class ArEndpoints
+internal static class ArEndpoints
 {
     public static IEndpointRouteBuilder MapArEndpoints(this IEndpointRouteBuilder app)
     {
@@ -39,14 +38,12 @@ public static partial class ArEndpoints
         return app;
     }
 
-    internal static async Task<IResult> SampleAsync(string model, ArSampleRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> SampleAsync(string model, ArSampleRequest request, HttpContext http, IModelRepository repository, IArLoop loop, IOptions<GenServiceApiOptions> options)
     {
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Ar, model);
-        ArJob job = ArJob.Create(request, loaded, options.Value.MaxCount);
-        var metrics = http.RequestServices.GetService<GenServiceMetrics>();
-        ArSchedulerRegistry registry = http.RequestServices.GetRequiredService<ArSchedulerRegistry>();
-        ILogger logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ArEndpoints));
+        OutputMode mode = OutputMode.Parse(request.Output, loaded.Manifest);
+        ArJob job = ArJob.Create(request.ToParameters(), loaded, options.Value.MaxCount);
         bool stream = request.Stream == true || EventStreams.Accepts(http);
         if (stream)
         {
@@ -55,7 +52,7 @@ public static partial class ArEndpoints
                 throw new RequestValidationException("stream", "A streamed response is text/event-stream; drop 'Accept: image/png' or 'stream'.");
             }
 
-            return TypedResults.ServerSentEvents(StreamAsync(job, registry, metrics, logger, http.RequestAborted));
+            return TypedResults.ServerSentEvents(StreamAsync(loop, job, http.RequestAborted));
         }
 
         if (ModelIO.WantsPngGrid(http) && !job.IsImage)
@@ -63,7 +60,7 @@ public static partial class ArEndpoints
             throw new RequestValidationException("Accept", $"Model '{job.Manifest.Name}' produces {job.Manifest.Output.Kind} samples, which have no PNG form; accept application/json.");
         }
 
-        ArCompleted done = await RunToEndAsync(job, registry, metrics, logger, http.RequestAborted);
+        ArCompleted done = await RunToEndAsync(loop, job, http.RequestAborted);
         if (ModelIO.WantsPngGrid(http))
         {
             float[][] images = [.. done.Samples.Select(s => Pixels(job, s.Tokens))];
@@ -73,27 +70,26 @@ public static partial class ArEndpoints
             return TypedResults.File(ImageCodec.EncodeGrid(images, c, h, w, black, white), "image/png");
         }
 
-        return TypedResults.Json(BuildResponse(job, done, total));
+        return TypedResults.Json(BuildResponse(job, done, mode, total));
     }
 
-    internal static async Task<IResult> LogLikelihoodAsync(string model, ArLogLikelihoodRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> LogLikelihoodAsync(string model, ArLogLikelihoodRequest request, HttpContext http, IModelRepository repository, ArLikelihoodScorer scorer, IOptions<GenServiceApiOptions> options)
     {
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Ar, model);
-        (List<ArLikelihood> results, InferenceTimings timings, int calls) = await ArLikelihoodScorer.ScoreAsync(request, loaded, options.Value.MaxCount, http.RequestAborted);
-        http.RequestServices.GetService<GenServiceMetrics>()?.RecordNetworkEvaluations(loaded.Manifest.Name, "ar", calls);
+        (List<ArSequenceScore> scores, InferenceTimings timings) = await scorer.ScoreAsync(request.ToSequences(), request.ClassLabel, loaded, options.Value.MaxCount, http.RequestAborted);
         return TypedResults.Json(new ResultsResponse<ArLikelihood>
         {
             Model = loaded.Manifest.Name,
             Family = "ar",
-            Results = results,
+            Results = scores.ConvertAll(s => new ArLikelihood(s.LogProb, s.TokenLogProbs, s.Tokens)),
             Timings = timings.ToTimings(total),
         });
     }
 
-    private static async Task<ArCompleted> RunToEndAsync(ArJob job, ArSchedulerRegistry registry, GenServiceMetrics? metrics, ILogger logger, CancellationToken ct)
+    private static async Task<ArCompleted> RunToEndAsync(IArLoop loop, ArJob job, CancellationToken ct)
     {
-        await foreach (ArEvent e in RunWithMetricsAsync(job, registry, stream: false, metrics, logger, ct))
+        await foreach (ArEvent e in loop.RunAsync(job, stream: false, ct))
         {
             if (e is ArCompleted done)
             {
@@ -104,43 +100,7 @@ public static partial class ArEndpoints
         throw new InvalidOperationException("The ar loop ended without a result.");
     }
 
-    /// <summary>
-    /// The loop (iteration- or request-level, as configured), counting network evaluations (one decoder row per
-    /// generated token) and logging how it ended. <paramref name="stream"/> false: only the result is needed.
-    /// </summary>
-    private static async IAsyncEnumerable<ArEvent> RunWithMetricsAsync(ArJob job, ArSchedulerRegistry registry, bool stream, GenServiceMetrics? metrics, ILogger logger, [EnumeratorCancellation] CancellationToken ct)
-    {
-        long tokens = 0;
-        bool completed = false;
-        try
-        {
-            await foreach (ArEvent e in registry.RunAsync(job, ct, stream))
-            {
-                if (e is ArTokenGenerated)
-                {
-                    tokens++;
-                }
-                else if (e is ArCompleted done)
-                {
-                    completed = true;
-                    tokens = done.Samples.Sum(s => s.Tokens.Length);
-                    LogGenerated(logger, job.Manifest.Name, job.Count, (int)tokens, done.DecoderCalls, job.UseCache && job.Decoder.HasCache);
-                }
-
-                yield return e;
-            }
-        }
-        finally
-        {
-            metrics?.RecordNetworkEvaluations(job.Manifest.Name, "ar", tokens);
-            if (!completed)
-            {
-                LogStopped(logger, job.Manifest.Name, (int)tokens);
-            }
-        }
-    }
-
-    private static SampleResponse BuildResponse(ArJob job, ArCompleted done, Stopwatch total)
+    private static SampleResponse BuildResponse(ArJob job, ArCompleted done, OutputMode mode, Stopwatch total)
     {
         ModelManifest manifest = job.Manifest;
         (int c, int h, int w) = ModelIO.Chw(manifest);
@@ -156,8 +116,8 @@ public static partial class ArEndpoints
                 Text = r.Text,
                 FinishReason = r.FinishReason,
                 ClassLabel = job.ReportedLabels[i],
-                Png = pixels is not null && job.Output.Png ? Convert.ToBase64String(ImageCodec.EncodePng(pixels, c, h, w, black, white)) : null,
-                Data = pixels is not null && job.Output.Tensor ? pixels : null,
+                Png = pixels is not null && mode.Png ? Convert.ToBase64String(ImageCodec.EncodePng(pixels, c, h, w, black, white)) : null,
+                Data = pixels is not null && mode.Tensor ? pixels : null,
             });
         }
 
@@ -198,17 +158,11 @@ public static partial class ArEndpoints
     }
 
     /// <summary>SSE: `token` per generated token, `done` per finished sample; a failure after the headers is an `error` event.</summary>
-    private static IAsyncEnumerable<SseItem<string>> StreamAsync(ArJob job, ArSchedulerRegistry registry, GenServiceMetrics? metrics, ILogger logger, CancellationToken ct)
-        => EventStreams.StreamAsync(RunWithMetricsAsync(job, registry, stream: true, metrics, logger, ct), e => e switch
+    private static IAsyncEnumerable<SseItem<string>> StreamAsync(IArLoop loop, ArJob job, CancellationToken ct)
+        => EventStreams.StreamAsync(loop.RunAsync(job, stream: true, ct), e => e switch
         {
             ArTokenGenerated t => EventStreams.Item(new ArTokenEvent(t.Sample, t.Index, new ArTokenInfo(t.TokenId, job.Tokenizer?.TokenText(t.TokenId), Math.Round(t.LogProb, 6))), "token"),
             ArSampleFinished f => EventStreams.Item(new ArDoneEvent(f.Sample, f.Result.FinishReason, f.Result.Tokens.Length, job.Seed, f.Result.Text), "done"),
             _ => null, // ArCompleted: every sample already had its `done`.
         }, ct);
-
-    [LoggerMessage(EventId = 4101, Level = LogLevel.Debug, Message = "ar {Model}: {Count} samples, {Tokens} tokens in {Calls} decoder calls (kv cache: {KvCache})")]
-    private static partial void LogGenerated(ILogger logger, string model, int count, int tokens, int calls, bool kvCache);
-
-    [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "ar {Model}: generation stopped early (client gone or failure) after {Tokens} tokens")]
-    private static partial void LogStopped(ILogger logger, string model, int tokens);
 }

@@ -1,21 +1,17 @@
 using System.Diagnostics;
+using GenService.Api.Contracts;
 using GenService.Api.Families.Common;
-using GenService.Inference;
+using GenService.Generation;
+using GenService.Generation.Latent;
 using GenService.Inference.Manifest;
 using GenService.Inference.Repository;
-using GenService.Inference.Runtime;
-using GenService.Inference.Tensors;
-using GenService.Sampling.Latents;
 using Microsoft.Extensions.Options;
 
 namespace GenService.Api.Families;
 
 /// <summary>/v1/flow/{model}: a fixed, exactly reversible route, so it also gives exact log-likelihoods.</summary>
-public static class FlowEndpoints
+internal static class FlowEndpoints
 {
-    /// <summary>Default sampling temperature of flows: the usual reduced-temperature sampling (Glow, Kingma 2018).</summary>
-    public const float DefaultTemperature = 0.8f;
-
     public static IEndpointRouteBuilder MapFlowEndpoints(this IEndpointRouteBuilder app)
     {
         RouteGroupBuilder group = app.MapGroup("/v1/flow/{model}").WithTags("flow");
@@ -43,93 +39,43 @@ public static class FlowEndpoints
         return app;
     }
 
-    internal static async Task<IResult> SampleAsync(string model, LatentSampleRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> SampleAsync(string model, LatentSampleRequest request, HttpContext http, IModelRepository repository, LatentGeneration generation, IOptions<GenServiceApiOptions> options)
     {
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Flow, model);
-        ModelManifest manifest = loaded.Manifest;
-        IGraphRunner inverse = FamilyModels.RequireGraph(loaded, "inverse", "samples");
-        int[] latentShape = LatentShape(manifest);
-        OutputMode mode = OutputMode.Parse(request.Output, manifest);
-        float temperature = Validate.Range(request.Temperature, DefaultTemperature, 0f, 10f, "temperature");
-        var plan = SamplePlan.Create(request, manifest, manifest.SampleElements, options.Value.MaxCount);
-        var timings = new InferenceTimings();
-        float[][] samples = await LatentGraphs.DecodeAsync(inverse, LatentGraphs.Scale(plan.Latents, temperature), latentShape, plan.ModelLabels, timings, http.RequestAborted);
-        return ModelIO.Respond(http, manifest, plan.Seed, samples, plan.ReportedLabels, mode, total, timings);
+        OutputMode mode = OutputMode.Parse(request.Output, loaded.Manifest);
+        GeneratedSamples samples = await generation.FlowSamplesAsync(loaded, request.ToParameters(), options.Value.MaxCount, http.RequestAborted);
+        return ModelIO.Respond(http, loaded.Manifest, samples, mode, total);
     }
 
-    internal static async Task<IResult> EncodeAsync(string model, InputsRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> EncodeAsync(string model, InputsRequest request, HttpContext http, IModelRepository repository, LatentGeneration generation, IOptions<GenServiceApiOptions> options)
     {
         var total = Stopwatch.StartNew();
-        (ModelManifest manifest, float[][] latents, double[] logDet, _, InferenceTimings timings) = await ForwardAsync(model, request, "encode", http, repository, options);
-        var results = new List<FlowEncoding>(latents.Length);
-        for (int i = 0; i < latents.Length; i++)
-        {
-            results.Add(new FlowEncoding(latents[i], logDet[i]));
-        }
-
-        return TypedResults.Json(new ResultsResponse<FlowEncoding> { Model = manifest.Name, Family = "flow", Results = results, Timings = timings.ToTimings(total) });
+        ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Flow, model);
+        ModelIO.RejectSamplingFields(request, "encode");
+        float[][] inputs = ModelIO.DecodeInputs(request.Inputs, loaded.Manifest, options.Value.MaxCount);
+        FlowEncodings encoded = await generation.FlowEncodeAsync(loaded, inputs, request.ClassLabel, http.RequestAborted);
+        List<FlowEncoding> results = [.. encoded.Latents.Zip(encoded.LogDet, (latent, logDet) => new FlowEncoding(latent, logDet))];
+        return TypedResults.Json(new ResultsResponse<FlowEncoding> { Model = loaded.Manifest.Name, Family = "flow", Results = results, Timings = encoded.Timings.ToTimings(total) });
     }
 
-    internal static async Task<IResult> LogLikelihoodAsync(string model, InputsRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> LogLikelihoodAsync(string model, InputsRequest request, HttpContext http, IModelRepository repository, LatentGeneration generation, IOptions<GenServiceApiOptions> options)
     {
         var total = Stopwatch.StartNew();
-        (ModelManifest manifest, float[][] latents, double[] logDet, int elements, InferenceTimings timings) = await ForwardAsync(model, request, "log-likelihood", http, repository, options);
-        var results = new List<FlowLikelihood>(latents.Length);
-        for (int i = 0; i < latents.Length; i++)
-        {
-            double logProb = LatentMath.StandardNormalLogDensity(latents[i]) + logDet[i];
-            results.Add(new FlowLikelihood(logProb, LatentMath.BitsPerDim(logProb, elements, manifest.Likelihood?.BinWidth)));
-        }
-
-        return TypedResults.Json(new ResultsResponse<FlowLikelihood> { Model = manifest.Name, Family = "flow", Results = results, Timings = timings.ToTimings(total) });
-    }
-
-    internal static Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
-    {
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Flow, model);
-        ModelManifest manifest = loaded.Manifest;
-        IGraphRunner inverse = FamilyModels.RequireGraph(loaded, "inverse", "interpolations");
-        IGraphRunner? forward = loaded.Graph("forward");
-        Func<float[], int[]?, InferenceTimings, Task<float[]>>? encode = forward is null ? null : async (sample, labels, timings) =>
-        {
-            IReadOnlyDictionary<string, Tensor> outputs = await LatentGraphs.EncodeAsync(forward, [sample], manifest.Output.Shape, labels, timings, http.RequestAborted);
-            return outputs[ModelIO.Output(forward, "latent")].AsFloats();
-        };
-        return LatentGraphs.InterpolateAsync(http, request, manifest, inverse, LatentShape(manifest), options.Value.MaxCount, encode);
+        ModelIO.RejectSamplingFields(request, "log-likelihood");
+        float[][] inputs = ModelIO.DecodeInputs(request.Inputs, loaded.Manifest, options.Value.MaxCount);
+        FlowLikelihoods scored = await generation.FlowLogLikelihoodAsync(loaded, inputs, request.ClassLabel, http.RequestAborted);
+        List<FlowLikelihood> results = [.. scored.LogProb.Zip(scored.BitsPerDim, (logProb, bits) => new FlowLikelihood(logProb, bits))];
+        return TypedResults.Json(new ResultsResponse<FlowLikelihood> { Model = loaded.Manifest.Name, Family = "flow", Results = results, Timings = scored.Timings.ToTimings(total) });
     }
 
-    private static async Task<(ModelManifest Manifest, float[][] Latents, double[] LogDet, int Elements, InferenceTimings Timings)> ForwardAsync(
-        string model, InputsRequest request, string route, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, LatentGeneration generation, IOptions<GenServiceApiOptions> options)
     {
+        var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Flow, model);
-        ModelManifest manifest = loaded.Manifest;
-        IGraphRunner forward = FamilyModels.RequireGraph(loaded, "forward", route);
-        if (request.Output is not null || request.Seed is not null)
-        {
-            throw new RequestValidationException(request.Output is not null ? "output" : "seed", $"{route} takes only 'inputs' and 'class_label'.");
-        }
-
-        float[][] inputs = ModelIO.DecodeInputs(request.Inputs, manifest, options.Value.MaxCount);
-        int[]? labels = VaeEndpoints.InputLabels(request.ClassLabel, manifest, inputs.Length);
-        var timings = new InferenceTimings();
-        IReadOnlyDictionary<string, Tensor> outputs = await LatentGraphs.EncodeAsync(forward, inputs, manifest.Output.Shape, labels, timings, http.RequestAborted);
-        float[][] latents = ModelIO.Unstack(outputs[ModelIO.Output(forward, "latent")]);
-        Tensor logDetTensor = outputs[ModelIO.Output(forward, "log_det")];
-        float[] logDetFlat = logDetTensor.AsFloats();
-        int per = logDetFlat.Length / inputs.Length;
-        var logDet = new double[inputs.Length];
-        for (int i = 0; i < inputs.Length; i++)
-        {
-            // log_det is [B] by the contract; sum any per-dimension terms a graph may return instead.
-            for (int j = 0; j < per; j++)
-            {
-                logDet[i] += logDetFlat[(i * per) + j];
-            }
-        }
-
-        return (manifest, latents, logDet, manifest.SampleElements, timings);
+        OutputMode mode = OutputMode.Parse(request.Output, loaded.Manifest);
+        GeneratedSamples frames = await generation.InterpolateAsync(loaded, request.ToParameters(loaded.Manifest), options.Value.MaxCount, http.RequestAborted);
+        return ModelIO.Respond(http, loaded.Manifest, frames, mode, total);
     }
-
-    private static int[] LatentShape(ModelManifest manifest) => manifest.LatentShape ?? manifest.Output.Shape;
 }

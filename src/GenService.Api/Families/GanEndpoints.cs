@@ -1,15 +1,16 @@
 using System.Diagnostics;
+using GenService.Api.Contracts;
 using GenService.Api.Families.Common;
+using GenService.Generation;
+using GenService.Generation.Latent;
 using GenService.Inference.Manifest;
 using GenService.Inference.Repository;
-using GenService.Inference.Runtime;
-using GenService.Sampling.Random;
 using Microsoft.Extensions.Options;
 
 namespace GenService.Api.Families;
 
 /// <summary>/v1/gan/{model}: one forced leap from the prior to the data.</summary>
-public static class GanEndpoints
+internal static class GanEndpoints
 {
     public static IEndpointRouteBuilder MapGanEndpoints(this IEndpointRouteBuilder app)
     {
@@ -29,30 +30,21 @@ public static class GanEndpoints
         return app;
     }
 
-    internal static async Task<IResult> SampleAsync(string model, GanSampleRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> SampleAsync(string model, GanSampleRequest request, HttpContext http, IModelRepository repository, LatentGeneration generation, IOptions<GenServiceApiOptions> options)
     {
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Gan, model);
-        ModelManifest manifest = loaded.Manifest;
-        IGraphRunner generator = FamilyModels.RequireGraph(loaded, "generator", "samples");
-        int[] latentShape = manifest.LatentShape ?? [];
-        int latentElements = latentShape.Aggregate(1, (a, b) => a * b);
-        OutputMode mode = OutputMode.Parse(request.Output, manifest);
-
-        float? truncation = request.Truncation is null ? null : Validate.Range(request.Truncation, 1f, 0f, 1f, "truncation", minExclusive: true);
-        Action<NoiseStream, Span<float>>? draw = truncation is null ? null : static (stream, span) => stream.FillTruncatedNormal(span, 2f);
-        var plan = SamplePlan.Create(request, manifest, latentElements, options.Value.MaxCount, draw);
-        float[][] latents = LatentGraphs.Scale(plan.Latents, truncation ?? 1f);
-
-        var timings = new InferenceTimings();
-        float[][] samples = await LatentGraphs.DecodeAsync(generator, latents, latentShape, plan.ModelLabels, timings, http.RequestAborted);
-        return ModelIO.Respond(http, manifest, plan.Seed, samples, plan.ReportedLabels, mode, total, timings);
+        OutputMode mode = OutputMode.Parse(request.Output, loaded.Manifest);
+        GeneratedSamples samples = await generation.GanSamplesAsync(loaded, request.ToParameters(), options.Value.MaxCount, http.RequestAborted);
+        return ModelIO.Respond(http, loaded.Manifest, samples, mode, total);
     }
 
-    internal static Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, LatentGeneration generation, IOptions<GenServiceApiOptions> options)
     {
+        var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Gan, model);
-        IGraphRunner generator = FamilyModels.RequireGraph(loaded, "generator", "interpolations");
-        return LatentGraphs.InterpolateAsync(http, request, loaded.Manifest, generator, loaded.Manifest.LatentShape ?? [], options.Value.MaxCount, encode: null);
+        OutputMode mode = OutputMode.Parse(request.Output, loaded.Manifest);
+        GeneratedSamples frames = await generation.InterpolateAsync(loaded, request.ToParameters(loaded.Manifest), options.Value.MaxCount, http.RequestAborted);
+        return ModelIO.Respond(http, loaded.Manifest, frames, mode, total);
     }
 }

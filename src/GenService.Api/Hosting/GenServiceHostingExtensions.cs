@@ -1,10 +1,11 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+using GenService.Api.Contracts;
 using GenService.Api.Errors;
-using GenService.Api.Families.Ar;
-using GenService.Api.Families.Diffusion;
 using GenService.Api.Operations;
+using GenService.Generation;
 using GenService.Inference.Hosting;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.OpenApi;
@@ -20,9 +21,14 @@ namespace GenService.Api.Hosting;
 /// </summary>
 public static class GenServiceHostingExtensions
 {
-    /// <summary>The JSON conventions of every /v1 and /v2 body: snake_case names, lower-case enums.</summary>
+    /// <summary>
+    /// The JSON conventions of every /v1 and /v2 body: snake_case names, lower-case enums; the /v1 request contract
+    /// (every type in <see cref="GenService.Api.Contracts"/>) refuses unknown fields, so a typo ("temprature") is a
+    /// 400 naming the field instead of a silently ignored setting.
+    /// </summary>
     public static void ConfigureJson(JsonSerializerOptions options)
     {
+        options.TypeInfoResolver = (options.TypeInfoResolver ?? new DefaultJsonTypeInfoResolver()).WithAddedModifier(RejectUnknownContractFields);
         options.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
         options.DictionaryKeyPolicy = null;
         options.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
@@ -33,6 +39,14 @@ public static class GenServiceHostingExtensions
 
         // Bodies are application/json, never inlined into HTML: keep "'" and "<" readable instead of \u0027.
         options.Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+    }
+
+    private static void RejectUnknownContractFields(JsonTypeInfo info)
+    {
+        if (info.Kind == JsonTypeInfoKind.Object && info.Type.Namespace == typeof(SampleRequest).Namespace)
+        {
+            info.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        }
     }
 
     /// <summary>
@@ -91,8 +105,7 @@ public static class GenServiceHostingExtensions
 
         builder.AddGenServiceLogging();
         services.AddGenServiceInference();
-        services.AddDiffusionScheduling();
-        services.AddArScheduling();
+        services.AddGeneration();
         return builder;
     }
 

@@ -70,7 +70,7 @@ public static class ModelEndpoints
         return new ModelSummary
         {
             Name = entry.Name,
-            Family = m is null ? null : FamilyName(m.Family),
+            Family = m?.Family.WireName(),
             Version = m?.Version,
             Ready = IsReady(entry),
             State = entry.State.ToString().ToLowerInvariant(),
@@ -83,38 +83,10 @@ public static class ModelEndpoints
         };
     }
 
-    public static string FamilyName(ModelFamily family) => family.ToString().ToLowerInvariant();
-
-    /// <summary>
-    /// The /v1 routes of a model (API.md): every family samples; gan, vae, flow and diffusion interpolate;
-    /// the right-to-left routes need the graph that computes them (vae encoder, flow forward).
-    /// </summary>
+    /// <summary>The /v1 routes a model offers: its family's routes whose graphs it has (<see cref="FamilyDescriptor"/>).</summary>
     public static IReadOnlyList<string> Routes(ModelManifest manifest)
     {
-        string family = FamilyName(manifest.Family);
-        string prefix = $"/v1/{family}/{manifest.Name}";
-        var routes = new List<string> { $"POST {prefix}/samples" };
-        bool Has(string role) => manifest.Graphs.ContainsKey(role);
-        switch (manifest.Family)
-        {
-            case ModelFamily.Vae when Has("encoder"):
-                routes.Add($"POST {prefix}/encode");
-                routes.Add($"POST {prefix}/reconstruct");
-                break;
-            case ModelFamily.Flow when Has("forward"):
-                routes.Add($"POST {prefix}/encode");
-                routes.Add($"POST {prefix}/log-likelihood");
-                break;
-            case ModelFamily.Ar:
-                routes.Add($"POST {prefix}/log-likelihood");
-                break;
-        }
-
-        if (manifest.Family != ModelFamily.Ar)
-        {
-            routes.Add($"POST {prefix}/interpolations");
-        }
-
-        return routes;
+        FamilyDescriptor family = FamilyDescriptor.Of(manifest.Family);
+        return [.. family.RoutesFor([.. manifest.Graphs.Keys]).Select(r => $"POST /v1/{family.WireName}/{manifest.Name}/{r.Path}")];
     }
 }

@@ -33,23 +33,12 @@ public sealed record SamplerSettings(SamplerKind Kind, int Steps, TimestepSpacin
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
-    /// <summary>Parses a wire name; throws an <see cref="ArgumentException"/> naming the field <c>sampler</c> and the allowed values.</summary>
-    public static SamplerKind ParseKind(string name) => name switch
+    /// <summary>The wire names of <see cref="TimestepSpacing"/> (request field <c>timestep_spacing</c>, diffusers' values).</summary>
+    public static string WireName(TimestepSpacing spacing) => spacing switch
     {
-        "ddpm" => SamplerKind.Ddpm,
-        "ddim" => SamplerKind.Ddim,
-        "dpm_solver_pp" => SamplerKind.DpmSolverPP,
-        "euler" => SamplerKind.Euler,
-        "euler_ancestral" => SamplerKind.EulerAncestral,
-        _ => throw new ArgumentException($"Unknown sampler '{name}'; allowed: ddpm, ddim, dpm_solver_pp, euler, euler_ancestral.", "sampler"),
-    };
-
-    /// <summary>Parses <c>leading</c>, <c>trailing</c>, <c>linspace</c>; throws naming the field <c>timestep_spacing</c>.</summary>
-    public static TimestepSpacing ParseSpacing(string name) => name switch
-    {
-        "leading" => TimestepSpacing.Leading,
-        "trailing" => TimestepSpacing.Trailing,
-        "linspace" => TimestepSpacing.Linspace,
-        _ => throw new ArgumentException($"Unknown timestep_spacing '{name}'; allowed: leading, trailing, linspace.", "timestep_spacing"),
+        TimestepSpacing.Leading => "leading",
+        TimestepSpacing.Trailing => "trailing",
+        TimestepSpacing.Linspace => "linspace",
+        _ => throw new ArgumentOutOfRangeException(nameof(spacing)),
     };
 }

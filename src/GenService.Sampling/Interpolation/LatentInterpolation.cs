@@ -16,13 +16,6 @@ public static class LatentInterpolation
     /// <summary>Above this |cos angle| slerp divides by a vanishing sin: fall back to lerp (the usual threshold).</summary>
     public const double ParallelThreshold = 0.9995;
 
-    public static InterpolationMethod ParseMethod(string name) => name switch
-    {
-        "slerp" => InterpolationMethod.Slerp,
-        "lerp" => InterpolationMethod.Lerp,
-        _ => throw new ArgumentException($"Unknown method '{name}'; allowed: slerp, lerp.", "method"),
-    };
-
     /// <summary>(1 - t) a + t b.</summary>
     public static void Lerp(ReadOnlySpan<float> a, ReadOnlySpan<float> b, double t, Span<float> output)
     {

@@ -14,4 +14,10 @@ public static class NoiseStreamIds
 
     /// <summary>One uniform per generated token of an autoregressive sample.</summary>
     public const uint TokenSampling = 2;
+
+    /// <summary>A class label drawn for a conditional model without a null class when the request names none.</summary>
+    public const uint ClassLabel = 3;
+
+    /// <summary>The latent draw of vae reconstruct with a seed: z = mean + sigma * eps.</summary>
+    public const uint Reconstruct = 4;
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using GenService.Api.Tests.Infrastructure;
+using GenService.Generation;
 using GenService.Inference.Manifest;
 using GenService.Inference.Tensors;
 using GenService.Sampling.Diffusion;
@@ -31,7 +32,7 @@ public sealed class DiffusionEndpointTests(GenServiceFactory factory)
 
         // The same loop, written out here from the library and the graph: x_T = eps * init_sigma, then steps.
         ModelManifest manifest = factory.Repository.GetReady("digits-ddpm").Manifest;
-        IDiffusionSampler s = DiffusionSamplers.Create(manifest.Scheduler!, new SamplerSettings(SamplerSettings.ParseKind(sampler), steps, SamplerSettings.ParseSpacing(spacing)));
+        IDiffusionSampler s = DiffusionSamplers.Create(manifest.Scheduler!, new SamplerSettings(WireChoices.Sampler.Parse(sampler)!.Value, steps, WireChoices.Spacing.Parse(spacing)));
         const int i = 1;
         var x = new float[64];
         new NoiseStream(seed, i, NoiseStreamIds.Latent).FillNormal(x);

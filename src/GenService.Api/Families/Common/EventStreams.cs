@@ -6,15 +6,18 @@ using GenService.Inference;
 namespace GenService.Api.Families.Common;
 
 /// <summary>Server-sent events shared by the streaming family routes (diffusion progress, AR tokens).</summary>
-public static class EventStreams
+internal static class EventStreams
 {
+    // The bodies' own JSON conventions (snake_case, nulls left out), so an event's data reads like the JSON answer.
+    private static readonly JsonSerializerOptions Json = CreateJson();
+
     /// <summary>True when the client asked for text/event-stream.</summary>
     public static bool Accepts(HttpContext http)
         => http.Request.Headers.Accept.Any(a => a is not null && a.Contains("text/event-stream", StringComparison.OrdinalIgnoreCase));
 
     /// <summary>One SSE item whose data is <paramref name="payload"/> as snake_case JSON.</summary>
     public static SseItem<string> Item<T>(T payload, string eventType)
-        => new(JsonSerializer.Serialize(payload, JsonHelpers.Compact), eventType);
+        => new(JsonSerializer.Serialize(payload, Json), eventType);
 
     /// <summary>
     /// Maps a family's events to SSE items (<paramref name="map"/> returns null for events that send nothing).
@@ -34,7 +37,7 @@ public static class EventStreams
             }
             catch (GenServiceException e)
             {
-                error = JsonSerializer.Serialize(new { title = e.GetType().Name.Replace("Exception", "", StringComparison.Ordinal), detail = e.Message }, JsonHelpers.Compact);
+                error = JsonSerializer.Serialize(new { title = e.GetType().Name.Replace("Exception", "", StringComparison.Ordinal), detail = e.Message }, Json);
             }
 
             if (error is not null)
@@ -53,5 +56,12 @@ public static class EventStreams
                 yield return item;
             }
         }
+    }
+
+    private static JsonSerializerOptions CreateJson()
+    {
+        var options = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        Hosting.GenServiceHostingExtensions.ConfigureJson(options);
+        return options;
     }
 }

@@ -8,7 +8,7 @@ namespace GenService.Api.Families.Common;
 /// A sample is CHW floats in the model's range [black, white]; C is 1 (grey) or 3 (RGB). Only the PNG clips:
 /// the raw data is never touched.
 /// </summary>
-public static class ImageCodec
+internal static class ImageCodec
 {
     /// <summary>Encode one CHW sample as a PNG; values outside the range are clipped.</summary>
     public static byte[] EncodePng(ReadOnlySpan<float> chw, int channels, int height, int width, float black, float white, int scale = 1)

@@ -1,14 +1,15 @@
 using System.Diagnostics;
+using GenService.Api.Contracts;
+using GenService.Generation;
+using GenService.Generation.Latent;
 using GenService.Inference;
 using GenService.Inference.Manifest;
-using GenService.Inference.Runtime;
-using GenService.Inference.Tensors;
 using Microsoft.Net.Http.Headers;
 
 namespace GenService.Api.Families.Common;
 
-/// <summary>Moving samples between request JSON, graph tensors and responses.</summary>
-public static class ModelIO
+/// <summary>Moving samples between request bodies (PNG or data) and responses (JSON or one PNG grid).</summary>
+internal static class ModelIO
 {
     /// <summary>Decode "inputs" (PNG or raw data) into flat samples of output.shape.</summary>
     public static float[][] DecodeInputs(List<ModelInput>? inputs, ModelManifest manifest, int maxCount)
@@ -26,6 +27,15 @@ public static class ModelIO
         }
 
         return result;
+    }
+
+    /// <summary>encode and log-likelihood take only 'inputs' and 'class_label' (the body type is reconstruct's too).</summary>
+    public static void RejectSamplingFields(InputsRequest request, string route)
+    {
+        if (request.Output is not null || request.Seed is not null)
+        {
+            throw new RequestValidationException(request.Output is not null ? "output" : "seed", $"{route} takes only 'inputs' and 'class_label'.");
+        }
     }
 
     /// <summary>Decode one input.</summary>
@@ -68,74 +78,6 @@ public static class ModelIO
         }
     }
 
-    /// <summary>Stack per-sample rows into one [n, ...shape] float tensor.</summary>
-    public static Tensor Stack(IReadOnlyList<float[]> rows, IReadOnlyList<int> shape)
-    {
-        int per = rows.Count == 0 ? 0 : rows[0].Length;
-        var data = new float[rows.Count * per];
-        for (int i = 0; i < rows.Count; i++)
-        {
-            rows[i].CopyTo(data, i * per);
-        }
-
-        var dims = new long[shape.Count + 1];
-        dims[0] = rows.Count;
-        for (int d = 0; d < shape.Count; d++)
-        {
-            dims[d + 1] = shape[d];
-        }
-
-        return Tensor.FromFloats(data, dims);
-    }
-
-    /// <summary>Split a [n, ...] float tensor into n flat rows.</summary>
-    public static float[][] Unstack(Tensor tensor)
-    {
-        float[] data = tensor.AsFloats();
-        int n = tensor.Rows;
-        int per = n == 0 ? 0 : data.Length / n;
-        var rows = new float[n][];
-        for (int i = 0; i < n; i++)
-        {
-            rows[i] = data.AsSpan(i * per, per).ToArray();
-        }
-
-        return rows;
-    }
-
-    /// <summary>A [n] tensor of labels or timesteps, in whichever dtype the graph declares (int64 or float32).</summary>
-    public static Tensor Scalars(TensorSpec spec, IReadOnlyList<double> values)
-    {
-        return spec.ElementType switch
-        {
-            TensorElementType.Int64 => Tensor.FromLongs(values.Select(v => (long)Math.Round(v)).ToArray(), values.Count),
-            TensorElementType.Int32 => new Tensor(TensorElementType.Int32, [values.Count], values.Select(v => (int)Math.Round(v)).ToArray()),
-            TensorElementType.Float32 => Tensor.FromFloats(values.Select(v => (float)v).ToArray(), values.Count),
-            TensorElementType.Float64 => new Tensor(TensorElementType.Float64, [values.Count], values.ToArray()),
-            _ => throw new InvalidOperationException($"Input '{spec.Name}' has unsupported type {spec.ElementType}."),
-        };
-    }
-
-    /// <summary>Add the class_label input when the graph has one and the request has labels.</summary>
-    public static void AddLabels(Dictionary<string, Tensor> inputs, IGraphRunner runner, int[]? labels)
-    {
-        TensorSpec? spec = runner.Signature.Inputs.FirstOrDefault(s => s.Canonical == "class_label");
-        if (spec is null || labels is null)
-        {
-            return;
-        }
-
-        inputs[spec.Name] = Scalars(spec, labels.Select(l => (double)l).ToArray());
-    }
-
-    /// <summary>The ONNX name of a canonical input, or a clear 500-free failure if the model does not map it.</summary>
-    public static string Input(IGraphRunner runner, string canonical)
-        => runner.Signature.InputName(canonical) ?? throw new InvalidOperationException($"Graph {runner.V2Name} maps no '{canonical}' input.");
-
-    /// <summary>The ONNX name of a canonical output.</summary>
-    public static string Output(IGraphRunner runner, string canonical)
-        => runner.Signature.OutputName(canonical) ?? throw new InvalidOperationException($"Graph {runner.V2Name} maps no '{canonical}' output.");
-
     public static (int C, int H, int W) Chw(ModelManifest manifest)
     {
         int[] s = manifest.Output.Shape;
@@ -169,10 +111,11 @@ public static class ModelIO
     /// The response: JSON samples (png and/or data per <paramref name="mode"/>), or, with Accept: image/png, one PNG
     /// grid of all samples.
     /// </summary>
-    public static IResult Respond(HttpContext http, ModelManifest manifest, ulong? seed, IReadOnlyList<float[]> samples, IReadOnlyList<int?>? labels, OutputMode mode, Stopwatch total, InferenceTimings timings, int? nfe = null, IReadOnlyList<double>? positions = null)
+    public static IResult Respond(HttpContext http, ModelManifest manifest, GeneratedSamples generated, OutputMode mode, Stopwatch total)
     {
         (int c, int h, int w) = Chw(manifest);
         (float black, float white) = Range(manifest);
+        IReadOnlyList<float[]> samples = generated.Samples;
         if (WantsPngGrid(http))
         {
             if (manifest.Output.Kind != "image")
@@ -181,7 +124,7 @@ public static class ModelIO
             }
 
             byte[] grid = ImageCodec.EncodeGrid(samples, c, h, w, black, white);
-            http.Response.Headers["X-Seed"] = seed?.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            http.Response.Headers["X-Seed"] = generated.Seed?.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return TypedResults.File(grid, "image/png");
         }
 
@@ -192,37 +135,27 @@ public static class ModelIO
             {
                 Png = mode.Png ? Convert.ToBase64String(ImageCodec.EncodePng(samples[i], c, h, w, black, white)) : null,
                 Data = mode.Tensor ? samples[i] : null,
-                ClassLabel = labels?[i],
-                T = positions?[i],
+                ClassLabel = generated.ReportedLabels[i],
+                T = generated.Positions?[i],
             });
         }
 
         return TypedResults.Json(new SampleResponse
         {
             Model = manifest.Name,
-            Family = manifest.Family.RouteName(),
-            Seed = seed,
+            Family = manifest.Family.WireName(),
+            Seed = generated.Seed,
             Shape = manifest.Output.Shape,
             Samples = list,
-            Nfe = nfe,
-            Timings = timings.ToTimings(total),
+            Nfe = generated.NetworkEvaluations,
+            Timings = generated.Timings.ToTimings(total),
         });
     }
 }
 
-/// <summary>Accumulates queue and compute time over the graph calls of one request.</summary>
-public sealed class InferenceTimings
+/// <summary>The response form of a request's accumulated graph time.</summary>
+internal static class TimingsExtensions
 {
-    public TimeSpan Queue { get; private set; }
-
-    public TimeSpan Compute { get; private set; }
-
-    public void Add(InferenceResult result)
-    {
-        Queue += result.QueueTime;
-        Compute += result.ComputeTime;
-    }
-
-    public Timings ToTimings(Stopwatch total)
-        => new(Math.Round(Queue.TotalMilliseconds, 3), Math.Round(Compute.TotalMilliseconds, 3), Math.Round(total.Elapsed.TotalMilliseconds, 3));
+    public static Timings ToTimings(this InferenceTimings timings, Stopwatch total)
+        => new(Math.Round(timings.Queue.TotalMilliseconds, 3), Math.Round(timings.Compute.TotalMilliseconds, 3), Math.Round(total.Elapsed.TotalMilliseconds, 3));
 }

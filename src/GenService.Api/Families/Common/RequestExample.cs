@@ -1,13 +1,15 @@
+using GenService.Api.Contracts;
+
 namespace GenService.Api.Families.Common;
 
 /// <summary>
 /// Endpoint metadata: a working example request body, shown by Swagger UI ("Try it out" starts from it).
 /// </summary>
 /// <param name="Json">The example body as JSON text.</param>
-public sealed record RequestExample(string Json);
+internal sealed record RequestExample(string Json);
 
 /// <summary>Route-builder sugar shared by the family route groups.</summary>
-public static class FamilyRouteExtensions
+internal static class FamilyRouteExtensions
 {
     /// <summary>Example body of the inverse-direction routes: one 8x8 digit "9" in [-1, 1], as digits models take it.</summary>
     public const string DigitInputsExample = """{"inputs": [{"data": [-1, -1, -0.5, 0.75, 1, 0, -1, -1, -1, -0.75, 1, 0.5, 0.5, 1, -0.5, -1, -1, -0.25, 1, -1, -0.75, 1, 0, -1, -1, -0.5, 0.75, -1, -0.5, 1, -0.25, -1, -1, -0.5, 1, 0.75, 1, 1, -0.5, -1, -1, -1, -0.25, -0.25, 0.25, 1, -0.5, -1, -1, -1, -1, -1, 0.25, 0.75, -1, -1, -1, -1, -0.5, 1, 0.5, -0.75, -1, -1]}], "class_label": 9}""";

@@ -1,7 +1,8 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using GenService.Api.Families.Ar;
+using GenService.Generation;
+using GenService.Generation.Ar;
 using GenService.Api.Tests.Infrastructure;
 using GenService.Inference.Repository;
 using GenService.Inference.Runtime;
@@ -88,14 +89,14 @@ public sealed class ArDecodingTests(ArFixture fixture)
     public async Task Cancellation_stops_generation_within_one_token()
     {
         ILoadedModel digits = fixture.Factory.Repository.GetReady(ArFixture.Digits);
-        ArJob job = ArJob.Create(new ArSampleRequest { Seed = 4, Count = 2 }, digits, 64);
+        ArJob job = ArJob.Create(new ArParameters { Seed = 4, Count = 2 }, digits, 64);
         var counting = new CountingRunner(job.Decoder.Runner);
         job = job with { Decoder = new ArDecoder(counting, job.Decoder.VocabSize) };
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         int tokens = 0;
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
         {
-            await foreach (ArEvent e in ArGenerator.RunAsync(job, cts.Token))
+            await foreach (ArEvent e in new ArRequestLoop(GenerationTelemetry.None).RunAsync(job, stream: true, cts.Token))
             {
                 if (e is ArTokenGenerated && ++tokens == 2)
                 {

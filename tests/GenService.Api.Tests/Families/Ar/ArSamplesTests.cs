@@ -2,8 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using GenService.Api.Families.Ar;
-using GenService.Api.Families.Common;
+using GenService.Generation;
+using GenService.Generation.Ar;
 using GenService.Inference.Repository;
 using SkiaSharp;
 
@@ -424,7 +424,7 @@ public sealed class ArSamplesTests(ArFixture fixture)
     public async Task Kv_cache_path_equals_recompute_path()
     {
         ILoadedModel words = fixture.Factory.Repository.GetReady(ArFixture.Words);
-        var request = new ArSampleRequest { Count = 5, Seed = 2024, Prompt = "s", Temperature = 1.0, TopP = 0.95 };
+        var request = new ArParameters { Count = 5, Seed = 2024, Prompt = "s", Temperature = 1.0, TopP = 0.95 };
         ArJob cached = ArJob.Create(request, words, 64);
         Assert.True(cached.Decoder.HasCache);
         ArCompleted a = await Complete(cached);
@@ -446,7 +446,7 @@ public sealed class ArSamplesTests(ArFixture fixture)
 
     private static async Task<ArCompleted> Complete(ArJob job)
     {
-        await foreach (ArEvent e in ArGenerator.RunAsync(job, Ct))
+        await foreach (ArEvent e in new ArRequestLoop(GenerationTelemetry.None).RunAsync(job, stream: true, Ct))
         {
             if (e is ArCompleted done)
             {

@@ -1,8 +1,9 @@
 using System.Diagnostics.Metrics;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using GenService.Api.Families.Ar;
-using GenService.Api.Families.Common;
+using GenService.Generation;
+using GenService.Generation.Ar;
+using GenService.Generation.Loops;
 using GenService.Api.Tests.Families.Ar;
 using GenService.Api.Tests.Infrastructure;
 using GenService.Inference.Repository;
@@ -82,7 +83,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             alone.Add(Tokens(await client.PostOkAsync(Url(model), body)));
         }
 
-        ArScheduler words = Scheduler(ArFixture.Words);
+        ArIterationLoop words = Scheduler(ArFixture.Words);
         long callsBefore = words.Calls, rowsBefore = words.RowsComputed;
 
         // Three times the mix at once: 54 sequences against 8 rows per iteration.
@@ -130,7 +131,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
 
     /// <summary>Six digits-ar jobs (classes 0..5) with prompts of 0, 5, .., 25 tokens: prefixes of six lengths.</summary>
     private static ArJob[] PromptedDigitsJobs(ILoadedModel digits, ulong seed, int count, int maxNewTokens)
-        => [.. Enumerable.Range(0, 6).Select(i => ArJob.Create(new ArSampleRequest
+        => [.. Enumerable.Range(0, 6).Select(i => ArJob.Create(new ArParameters
         {
             Seed = seed + (ulong)i, Count = count, ClassLabel = i, Temperature = 1, MaxNewTokens = maxNewTokens,
             PromptTokens = [.. Enumerable.Repeat(3, 5 * i)],
@@ -140,7 +141,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
     /// Fits the planner to calls as good as free next to padded tokens, so every distinct prefix length gets its own
     /// call (with a frozen clock the scheduler's own zero-length measurements leave the fit alone).
     /// </summary>
-    private static void OneCallPerLength(ArScheduler scheduler)
+    private static void OneCallPerLength(ArIterationLoop scheduler)
     {
         for (int i = 0; i < 50; i++)
         {
@@ -154,8 +155,8 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         // Prompts of different lengths, so one iteration holds prefixes of several lengths.
         ILoadedModel digits = hosts.Iteration.Repository.GetReady(ArFixture.Digits);
         ArJob[] jobs = PromptedDigitsJobs(digits, seed: 40, count: 2, maxNewTokens: 12);
-        ArScheduler Scheduler(TimeProvider time) => new(jobs[0].Decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, time, NullLogger.Instance);
-        static async Task<ArSampleResult[]> Run(ArScheduler scheduler, ArJob job)
+        ArIterationLoop Scheduler(TimeProvider time) => new(jobs[0].Decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, time, NullLogger.Instance);
+        static async Task<ArSampleResult[]> Run(ArIterationLoop scheduler, ArJob job)
         {
             await foreach (ArEvent e in scheduler.RunAsync(job, Ct, stream: false))
             {
@@ -168,7 +169,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             throw new InvalidOperationException("no result");
         }
 
-        using ArScheduler one = Scheduler(TimeProvider.System);
+        using ArIterationLoop one = Scheduler(TimeProvider.System);
         var alone = new List<ArSampleResult[]>();
         foreach (ArJob job in jobs)
         {
@@ -176,7 +177,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         }
 
         // Every distinct prefix length gets its own call.
-        using ArScheduler split = Scheduler(new FrozenTime());
+        using ArIterationLoop split = Scheduler(new FrozenTime());
         OneCallPerLength(split);
 
         ArSampleResult[][] together = await Task.WhenAll(jobs.Select(job => Run(split, job)));
@@ -199,11 +200,11 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
     public async Task A_client_that_leaves_stops_costing_compute_within_an_iteration()
     {
         ILoadedModel words = hosts.Iteration.Repository.GetReady(ArFixture.Words);
-        ArJob job = ArJob.Create(new ArSampleRequest { Seed = 4, Count = 3, Temperature = 1, MaxNewTokens = 30 }, words, 64);
+        ArJob job = ArJob.Create(new ArParameters { Seed = 4, Count = 3, Temperature = 1, MaxNewTokens = 30 }, words, 64);
         var slow = new SlowRunner(job.Decoder.Runner);
         var decoder = new ArDecoder(slow, job.Decoder.VocabSize);
         job = job with { Decoder = decoder };
-        using var scheduler = new ArScheduler(decoder, words.Manifest.Name, words.Manifest.Tokens!.MaxLength, 0, 64, null, TimeProvider.System, NullLogger.Instance);
+        using var scheduler = new ArIterationLoop(decoder, words.Manifest.Name, words.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, TimeProvider.System, NullLogger.Instance);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         int tokens = 0;
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
@@ -226,13 +227,13 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
     }
 
     [Fact]
-    public async Task Request_level_mode_runs_no_scheduler()
+    public async Task Request_level_mode_runs_no_iteration_loop()
     {
         using HttpClient client = hosts.Request.CreateClient();
         await client.PostOkAsync(Url(ArFixture.Words), new { seed = 1, count = 2, max_new_tokens = 4 });
-        ArSchedulerRegistry registry = hosts.Request.Services.GetRequiredService<ArSchedulerRegistry>();
-        Assert.Equal(SchedulingMode.Request, registry.Mode);
-        Assert.Empty(registry.Schedulers);
+        IArLoop loop = hosts.Request.Services.GetRequiredService<IArLoop>();
+        Assert.Equal(LoopMode.Request, loop.Mode);
+        Assert.IsType<ArRequestLoop>(loop);
     }
 
     [Fact]
@@ -288,11 +289,11 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         }
     }
 
-    private ArScheduler Scheduler(string model)
+    private ArIterationLoop Scheduler(string model)
     {
-        ArSchedulerRegistry registry = hosts.Iteration.Services.GetRequiredService<ArSchedulerRegistry>();
+        var registry = (ArLoopRegistry)hosts.Iteration.Services.GetRequiredService<IArLoop>();
         IGraphRunner graph = hosts.Iteration.Repository.GetReady(model).Graph("decoder")!;
-        return registry.Schedulers.Single(s => ReferenceEquals(s.Graph, graph));
+        return registry.Loops.Single(s => ReferenceEquals(s.Graph, graph));
     }
 
     private static async Task<List<double>> StreamedLogProbsAsync(HttpClient client, object body)
@@ -327,7 +328,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         ArJob[] jobs = PromptedDigitsJobs(digits, seed: 60, count: 1, maxNewTokens: 6);
         var runner = new FailingRunner(jobs[0].Decoder.Runner);
         var decoder = new ArDecoder(runner, jobs[0].Decoder.VocabSize);
-        using var scheduler = new ArScheduler(decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, new FrozenTime(), NullLogger.Instance);
+        using var scheduler = new ArIterationLoop(decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, new FrozenTime(), NullLogger.Instance);
         OneCallPerLength(scheduler);
 
         async Task<Exception?> Run(ArJob job)
