@@ -1,3 +1,4 @@
+using GenService.Generation.Loops;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
 
@@ -83,9 +84,27 @@ internal sealed class ArDecoder
         long[] ids, int rows, int newTokens, KvCache? past, bool wantPresent, CancellationToken ct)
     {
         int pastLength = past?.Length ?? 0;
-        (float[] logits, Tensor[]? presents, InferenceResult result) = await RunPackedAsync(
+        (Tensor logits, Tensor[]? presents, InferenceResult result) = await RunPackedAsync(
             new PackedCall(ids, rows, newTokens, pastLength) { Pasts = past?.Tensors }, wantPresent, dispatchImmediately: false, ct);
-        return (logits, presents is null ? null : new KvCache(presents, pastLength + newTokens), result);
+        return (logits.AsFloats(), presents is null ? null : new KvCache(presents, pastLength + newTokens), result);
+    }
+
+    /// <summary>
+    /// Pre-allocated outputs of one call from <paramref name="buffers"/>: logits [rows, newTokens, V] and, when
+    /// <paramref name="withPresents"/>, each present [rows, H, pastLength + newTokens, Dh] (see <see cref="PackedCall.OutputBuffers"/>).
+    /// </summary>
+    public Dictionary<string, Tensor> OutputBuffers(CallBuffers buffers, int rows, int newTokens, int pastLength, bool withPresents)
+    {
+        var outputs = new Dictionary<string, Tensor>(1 + _cache.Length, StringComparer.Ordinal) { [Logits] = buffers.Floats(rows, newTokens, VocabSize) };
+        if (withPresents && HasCache)
+        {
+            foreach (CacheSlot slot in _cache)
+            {
+                outputs[slot.Present!] = buffers.Floats(rows, slot.Heads, pastLength + newTokens, slot.HeadDim);
+            }
+        }
+
+        return outputs;
     }
 
     /// <summary>
@@ -93,7 +112,7 @@ internal sealed class ArDecoder
     /// positions default to all ones and past .. past+S-1; absent pasts are empty. Presents come back as the graph
     /// returns them ([rows, H, past + newTokens, Dh]) when <paramref name="wantPresent"/> and the graph has a cache.
     /// </summary>
-    public async Task<(float[] Logits, Tensor[]? Presents, InferenceResult Result)> RunPackedAsync(
+    public async Task<(Tensor Logits, Tensor[]? Presents, InferenceResult Result)> RunPackedAsync(
         PackedCall call, bool wantPresent, bool dispatchImmediately, CancellationToken ct)
     {
         (long[] ids, int rows, int newTokens, int pastLength) = (call.Ids, call.Rows, call.NewTokens, call.PastLength);
@@ -143,7 +162,8 @@ internal sealed class ArDecoder
             outputs.AddRange(_cache.Select(c => c.Present!));
         }
 
-        InferenceResult result = await Runner.InferAsync(new InferenceRequest { Inputs = inputs, Outputs = outputs, DispatchImmediately = dispatchImmediately }, ct);
+        var request = new InferenceRequest { Inputs = inputs, Outputs = outputs, DispatchImmediately = dispatchImmediately, OutputBuffers = call.OutputBuffers };
+        InferenceResult result = await Runner.InferAsync(request, ct);
         Tensor logits = result.Outputs[Logits];
         if (logits.Shape.Length != 3 || logits.Shape[0] != rows || logits.Shape[1] != newTokens || logits.Shape[2] != VocabSize)
         {
@@ -151,7 +171,7 @@ internal sealed class ArDecoder
         }
 
         Tensor[]? presents = fetchPresent ? [.. _cache.Select(c => result.Outputs[c.Present!])] : null;
-        return (logits.AsFloats(), presents, result);
+        return (logits, presents, result);
     }
 
     private sealed record CacheSlot(string Past, string? Present, long Heads, long HeadDim);
@@ -168,6 +188,9 @@ internal sealed record PackedCall(long[] Ids, int Rows, int NewTokens, int PastL
     public long[]? PositionIds { get; init; }
 
     public Tensor[]? Pasts { get; init; }
+
+    /// <summary>Where the graph may write its outputs (<see cref="InferenceRequest.OutputBuffers"/>); read the results, not these.</summary>
+    public IReadOnlyDictionary<string, Tensor>? OutputBuffers { get; init; }
 }
 
 /// <summary>The presents of one call, ready to be the next call's pasts: one [rows, H, Length, Dh] tensor per name.</summary>

@@ -222,7 +222,10 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
             mask?.AsSpan((r * (past + width)) + past - s.Cached, s.Cached + width).Fill(1L);
         }
 
+        // Pasts, presents and logits live in pooled arrays: as fresh arrays they are large-object-heap garbage every
+        // iteration (CallBuffers says why that matters). The graph writes presents and logits straight into them.
         int slots = _decoder.CacheSlots;
+        var buffers = new CallBuffers();
         Tensor[]? pasts = null;
         if (past > 0)
         {
@@ -230,34 +233,38 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
             for (int k = 0; k < slots; k++)
             {
                 (int heads, int dh) = _decoder.SlotShape(k);
-                var data = new float[n * heads * past * dh];
+                pasts[k] = buffers.Floats(n, heads, past, dh);
+                Span<float> data = pasts[k].FloatSpan;
                 for (int r = 0; r < n; r++)
                 {
                     ArSequence s = group[r];
-                    if (s.Cache is null)
-                    {
-                        continue; // a new sequence: all padding, masked out
-                    }
-
+                    int pad = (past - s.Cached) * dh;
                     for (int h = 0; h < heads; h++)
                     {
-                        s.Cache.Slots[k].AsSpan(h * _cacheCapacity * dh, s.Cached * dh)
-                            .CopyTo(data.AsSpan((((r * heads) + h) * past + past - s.Cached) * dh));
+                        // [zeros × (past − cached), the sequence's own keys or values]: the padding is masked out, and
+                        // zeroed because a pooled array holds old numbers (an Inf there would turn 0 weight into NaN).
+                        Span<float> row = data.Slice(((r * heads) + h) * past * dh, past * dh);
+                        row[..pad].Clear();
+                        s.Cache?.Slots[k].AsSpan(h * _cacheCapacity * dh, s.Cached * dh).CopyTo(row[pad..]);
                     }
                 }
-
-                pasts[k] = Tensor.FromFloats(data, n, heads, past, dh);
             }
         }
 
-        var call = new PackedCall(ids, n, width, past) { AttentionMask = mask, PositionIds = positions, Pasts = pasts };
-        (float[] logits, Tensor[]? presents, InferenceResult result) = await _decoder.RunPackedAsync(call, wantPresent: true, dispatchImmediately: true, Stopping.Token);
+        var call = new PackedCall(ids, n, width, past)
+        {
+            AttentionMask = mask,
+            PositionIds = positions,
+            Pasts = pasts,
+            OutputBuffers = _decoder.OutputBuffers(buffers, n, width, past, withPresents: true),
+        };
+        (Tensor logits, Tensor[]? presents, InferenceResult result) = await _decoder.RunPackedAsync(call, wantPresent: true, dispatchImmediately: true, Stopping.Token);
 
         // The new keys and values sit at [past, past + width) of each row's present: append them to its own cache.
         for (int k = 0; k < slots; k++)
         {
             (int heads, int dh) = _decoder.SlotShape(k);
-            float[] present = presents![k].AsFloats();
+            ReadOnlySpan<float> present = presents![k].FloatSpan;
             int total = past + width;
             if (present.Length != n * heads * total * dh)
             {
@@ -270,18 +277,20 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
                 s.Cache ??= NewCache();
                 for (int h = 0; h < heads; h++)
                 {
-                    present.AsSpan((((r * heads) + h) * total + past) * dh, width * dh)
+                    present.Slice((((r * heads) + h) * total + past) * dh, width * dh)
                         .CopyTo(s.Cache.Slots[k].AsSpan(((h * _cacheCapacity) + s.Cached) * dh));
                 }
             }
         }
 
+        ReadOnlySpan<float> allLogits = logits.FloatSpan;
         for (int r = 0; r < n; r++)
         {
             group[r].Cached += width;
-            Accept(group[r], logits.AsSpan(((r * width) + width - 1) * _decoder.VocabSize, _decoder.VocabSize));
+            Accept(group[r], allLogits.Slice(((r * width) + width - 1) * _decoder.VocabSize, _decoder.VocabSize));
         }
 
+        buffers.Return();
         return result;
     }
 
@@ -303,16 +312,20 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
             mask?.AsSpan(r * length, tokens.Count).Fill(1L);
         }
 
-        var call = new PackedCall(ids, n, length, 0) { AttentionMask = mask };
+        // Logits of every position of every row ([n, length, V]) land in a pooled array (see RunCachedAsync).
+        var buffers = new CallBuffers();
+        var call = new PackedCall(ids, n, length, 0) { AttentionMask = mask, OutputBuffers = _decoder.OutputBuffers(buffers, n, length, 0, withPresents: false) };
         long sent = Time.GetTimestamp();
-        (float[] logits, _, InferenceResult result) = await _decoder.RunPackedAsync(call, wantPresent: false, dispatchImmediately: true, Stopping.Token);
+        (Tensor logits, _, InferenceResult result) = await _decoder.RunPackedAsync(call, wantPresent: false, dispatchImmediately: true, Stopping.Token);
         Planner.Observe(n * length, Time.GetElapsedTime(sent).TotalSeconds);
         int vocab = _decoder.VocabSize;
+        ReadOnlySpan<float> allLogits = logits.FloatSpan;
         for (int r = 0; r < n; r++)
         {
-            Accept(group[r], logits.AsSpan(((r * length) + group[r].Tokens.Count - 1) * vocab, vocab));
+            Accept(group[r], allLogits.Slice(((r * length) + group[r].Tokens.Count - 1) * vocab, vocab));
         }
 
+        buffers.Return();
         return result;
     }
 

@@ -521,10 +521,13 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
 
             IReadOnlyDictionary<string, Tensor> inputs = Assemble(batch, rows);
             IReadOnlyList<string> outputs = UnionOutputs(batch);
+            bool whole = batch.Count == 1 && batch[0].Rows == batch[0].Owner.Rows;
             IReadOnlyDictionary<string, Tensor> result;
             try
             {
-                result = await _executor.ExecuteAsync(inputs, outputs, CancellationToken.None).ConfigureAwait(false);
+                // A request alone in its batch gets its outputs written into its own buffers, if it brought any.
+                IReadOnlyDictionary<string, Tensor>? buffers = whole ? batch[0].Owner.Request.OutputBuffers : null;
+                result = await _executor.ExecuteAsync(inputs, outputs, buffers, CancellationToken.None).ConfigureAwait(false);
                 foreach (string name in outputs)
                 {
                     if (!result.TryGetValue(name, out Tensor? t) || t.Shape.Length == 0 || t.Shape[0] != rows)
@@ -553,7 +556,6 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
             }
 
             int offset = 0;
-            bool whole = batch.Count == 1 && batch[0].Rows == batch[0].Owner.Rows;
             foreach (Chunk c in batch)
             {
                 c.Owner.Deliver(c, result, offset, rows, compute, whole);

@@ -8,9 +8,12 @@ namespace GenService.Inference.Batching;
 /// </summary>
 internal interface IBatchExecutor : IDisposable
 {
-    /// <summary>Runs the graph on <paramref name="inputs"/> (ONNX names, shared dim 0) and returns the wanted outputs.</summary>
+    /// <summary>
+    /// Runs the graph on <paramref name="inputs"/> (ONNX names, shared dim 0) and returns the wanted outputs; where
+    /// <paramref name="outputBuffers"/> holds every wanted output, the graph writes into those and returns them.
+    /// </summary>
     ValueTask<IReadOnlyDictionary<string, Tensor>> ExecuteAsync(
-        IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames, CancellationToken cancellationToken);
+        IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames, IReadOnlyDictionary<string, Tensor>? outputBuffers, CancellationToken cancellationToken);
 }
 
 /// <summary>Per-graph batching settings (from model.json "batching" and "instances", plus the server default deadline).</summary>

@@ -38,6 +38,15 @@ public sealed class InferenceRequest
     /// together, to run at once).
     /// </summary>
     public bool DispatchImmediately { get; init; }
+
+    /// <summary>
+    /// Pre-allocated outputs, keyed by ONNX output name, each of exactly the shape the graph will return: when this
+    /// request's rows run as a batch of their own (a <see cref="DispatchImmediately"/> call usually does), ONNX Runtime
+    /// writes those outputs straight into these tensors and the result returns them: no output is allocated or copied.
+    /// Otherwise (merged with other requests, or a runner without the feature) the result holds new tensors, so a
+    /// caller always reads <see cref="InferenceResult.Outputs"/>. Buffers may be longer than their shape (pooled).
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor>? OutputBuffers { get; init; }
 }
 
 /// <summary>The rows of one request, split back out of whatever batches computed them.</summary>

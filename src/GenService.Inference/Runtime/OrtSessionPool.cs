@@ -42,14 +42,18 @@ internal sealed class OrtSessionPool : IBatchExecutor
     public IReadOnlyDictionary<string, NodeMetadata> OutputMetadata => _sessions[0].OutputMetadata;
 
     public ValueTask<IReadOnlyDictionary<string, Tensor>> ExecuteAsync(
-        IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames, IReadOnlyDictionary<string, Tensor>? outputBuffers, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return new ValueTask<IReadOnlyDictionary<string, Tensor>>(Run(inputs, outputNames));
+        return new ValueTask<IReadOnlyDictionary<string, Tensor>>(Run(inputs, outputNames, outputBuffers));
     }
 
-    /// <summary>Runs synchronously on the calling thread.</summary>
-    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames)
+    /// <summary>
+    /// Runs synchronously on the calling thread. Outputs come back as copies in new arrays, or, when
+    /// <paramref name="outputBuffers"/> holds every wanted output, written in place into those buffers (pinned for the
+    /// call: ONNX Runtime fills them directly, nothing is allocated on the managed heap).
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames, IReadOnlyDictionary<string, Tensor>? outputBuffers = null)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
@@ -57,9 +61,12 @@ internal sealed class OrtSessionPool : IBatchExecutor
         // free. Round-robin sharing is the fallback (sessions are thread-safe).
         bool fromIdle = _idle.TryDequeue(out InferenceSession? session);
         session ??= _sessions[(int)((uint)Interlocked.Increment(ref _roundRobin) % (uint)_sessions.Length)];
+        bool inPlace = outputBuffers is not null && outputNames.All(outputBuffers.ContainsKey);
         var names = new string[inputs.Count];
         var values = new OrtValue[inputs.Count];
+        var outputValues = inPlace ? new OrtValue[outputNames.Count] : null;
         int n = 0;
+        int o = 0;
         try
         {
             foreach ((string name, Tensor t) in inputs)
@@ -69,7 +76,19 @@ internal sealed class OrtSessionPool : IBatchExecutor
                 n++;
             }
 
-            using IDisposableReadOnlyCollection<OrtValue> results = session.Run(_runOptions, names, values, outputNames as IReadOnlyCollection<string> ?? [.. outputNames]);
+            IReadOnlyCollection<string> wanted = outputNames as IReadOnlyCollection<string> ?? [.. outputNames];
+            if (outputValues is not null)
+            {
+                for (; o < outputValues.Length; o++)
+                {
+                    outputValues[o] = ToOrtValue(outputBuffers![outputNames[o]]);
+                }
+
+                session.Run(_runOptions, names, values, wanted, outputValues);
+                return outputNames.ToDictionary(name => name, name => outputBuffers![name], StringComparer.Ordinal);
+            }
+
+            using IDisposableReadOnlyCollection<OrtValue> results = session.Run(_runOptions, names, values, wanted);
             var outputs = new Dictionary<string, Tensor>(outputNames.Count, StringComparer.Ordinal);
             int i = 0;
             foreach (OrtValue value in results)
@@ -86,6 +105,11 @@ internal sealed class OrtSessionPool : IBatchExecutor
                 values[i].Dispose();
             }
 
+            for (int i = 0; i < o; i++)
+            {
+                outputValues![i].Dispose();
+            }
+
             if (fromIdle)
             {
                 _idle.Enqueue(session);
@@ -95,19 +119,21 @@ internal sealed class OrtSessionPool : IBatchExecutor
 
     private static OrtValue ToOrtValue(Tensor t)
     {
-        if (t.Data.Length == 0)
+        if (t.ElementCount() == 0)
         {
             // Zero-size dims (an empty KV cache [B,H,0,D]): nothing to pin, let ORT allocate.
             return OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, ToOrt(t.ElementType), t.Shape);
         }
 
+        // Over the tensor's own elements only: its buffer may be longer (a pooled one).
+        int count = checked((int)t.ElementCount());
         return t.Data switch
         {
-            float[] f => OrtValue.CreateTensorValueFromMemory(f, t.Shape),
-            long[] l => OrtValue.CreateTensorValueFromMemory(l, t.Shape),
-            int[] i => OrtValue.CreateTensorValueFromMemory(i, t.Shape),
-            double[] d => OrtValue.CreateTensorValueFromMemory(d, t.Shape),
-            bool[] b => OrtValue.CreateTensorValueFromMemory(b, t.Shape),
+            float[] f => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, f.AsMemory(0, count), t.Shape),
+            long[] l => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, l.AsMemory(0, count), t.Shape),
+            int[] i => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, i.AsMemory(0, count), t.Shape),
+            double[] d => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, d.AsMemory(0, count), t.Shape),
+            bool[] b => OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, b.AsMemory(0, count), t.Shape),
             _ => throw new NotSupportedException($"Tensor data {t.Data.GetType().Name} is not supported."),
         };
     }

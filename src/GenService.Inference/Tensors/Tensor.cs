@@ -13,7 +13,9 @@ public enum TensorElementType
 /// <summary>
 /// A dense, C-order tensor owned by managed memory. Dimension 0 is the batch dimension for every
 /// graph input and output. The data array is one of float[], double[], int[], long[] or bool[],
-/// matching <see cref="ElementType"/>, with exactly <c>product(Shape)</c> elements.
+/// matching <see cref="ElementType"/>, whose first <c>product(Shape)</c> elements are the tensor. Usually it has
+/// exactly that many; a caller that reuses buffers (an iteration loop packing a call into a pooled array) may hand a
+/// longer one, which only <see cref="FloatSpan"/> and the batcher read (<see cref="AsFloats"/> refuses it).
 /// </summary>
 public sealed class Tensor
 {
@@ -22,7 +24,7 @@ public sealed class Tensor
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentNullException.ThrowIfNull(data);
         long count = ElementCount(shape);
-        if (data.Length != count)
+        if (data.Length < count)
         {
             throw new ArgumentException($"Tensor data has {data.Length} elements but shape [{string.Join(",", shape)}] needs {count}.", nameof(data));
         }
@@ -53,9 +55,19 @@ public sealed class Tensor
 
     public static Tensor FromLongs(long[] data, params long[] shape) => new(TensorElementType.Int64, shape, data);
 
-    public float[] AsFloats() => Data as float[] ?? throw new InvalidOperationException($"Tensor is {ElementType}, not Float32.");
+    /// <summary>True when <see cref="Data"/> holds exactly the tensor's elements (not a longer, reused buffer).</summary>
+    public bool IsExact => Data.Length == ElementCount();
 
-    public long[] AsLongs() => Data as long[] ?? throw new InvalidOperationException($"Tensor is {ElementType}, not Int64.");
+    /// <summary>The elements as an array of exactly <c>product(Shape)</c> floats.</summary>
+    public float[] AsFloats() => Exact(Data as float[] ?? throw new InvalidOperationException($"Tensor is {ElementType}, not Float32."));
+
+    public long[] AsLongs() => Exact(Data as long[] ?? throw new InvalidOperationException($"Tensor is {ElementType}, not Int64."));
+
+    /// <summary>The elements of a Float32 tensor, whether its buffer is exact or longer.</summary>
+    public Span<float> FloatSpan => (Data as float[] ?? throw new InvalidOperationException($"Tensor is {ElementType}, not Float32.")).AsSpan(0, checked((int)ElementCount()));
+
+    private T[] Exact<T>(T[] data)
+        => data.Length == ElementCount() ? data : throw new InvalidOperationException($"The tensor uses {ElementCount()} of a {data.Length}-element buffer; read it through {nameof(FloatSpan)}.");
 
     public static long ElementCount(ReadOnlySpan<long> shape)
     {

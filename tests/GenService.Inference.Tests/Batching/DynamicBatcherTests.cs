@@ -176,6 +176,42 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Output_buffers_are_written_in_place_when_the_request_runs_alone_and_untouched_when_it_is_merged()
+    {
+        var exec = new FakeExecutor();
+        DynamicBatcher batcher = Create(exec, maxBatch: 8, delayMs: 50);
+
+        // Alone in its batch: the graph writes into the caller's buffer (longer than the output, as a pooled one is),
+        // and the result is that buffer.
+        Tensor x = Rows(2);
+        var buffer = new Tensor(TensorElementType.Float32, [2, 3], new float[10]);
+        InferenceResult alone = await batcher.InferAsync(WithBuffer(x, buffer), Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.Same(buffer, alone.Outputs["y"]);
+        Assert.Equal(FakeExecutor.Compute(x).AsFloats(), buffer.FloatSpan.ToArray());
+        Assert.Equal(1, exec.InPlaceBatches);
+
+        // Merged with a queued request: the batch's output is split into new tensors and the buffer is left alone.
+        Tensor a = Rows(2), b = Rows(2);
+        var untouched = new Tensor(TensorElementType.Float32, [2, 3], new float[6]);
+        Task<InferenceResult> ta = batcher.InferAsync(Request(a), Ct).AsTask();
+        Task<InferenceResult> tb = batcher.InferAsync(WithBuffer(b, untouched), Ct).AsTask();
+        InferenceResult[] merged = await Task.WhenAll(ta, tb).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.Equal(4, merged[1].BatchSize);
+        Assert.NotSame(untouched, merged[1].Outputs["y"]);
+        AssertRowsEqual(a, merged[0]);
+        AssertRowsEqual(b, merged[1]);
+        Assert.All(untouched.AsFloats(), v => Assert.Equal(0f, v));
+        Assert.Equal(1, exec.InPlaceBatches);
+
+        static InferenceRequest WithBuffer(Tensor x, Tensor y) => new()
+        {
+            Inputs = new Dictionary<string, Tensor> { ["x"] = x },
+            DispatchImmediately = true,
+            OutputBuffers = new Dictionary<string, Tensor> { ["y"] = y },
+        };
+    }
+
+    [Fact]
     public async Task A_large_request_is_split_into_batches_and_reassembled_in_order()
     {
         var exec = new FakeExecutor();

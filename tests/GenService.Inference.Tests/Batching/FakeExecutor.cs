@@ -32,6 +32,9 @@ internal sealed class FakeExecutor : IBatchExecutor
 
     public Exception? Throw { get; set; }
 
+    /// <summary>Batches whose output was written into a caller's buffer.</summary>
+    public int InPlaceBatches { get; private set; }
+
     public void Release() => _gate.TrySetResult();
 
     public void Hold()
@@ -51,7 +54,7 @@ internal sealed class FakeExecutor : IBatchExecutor
     public int TotalRows => Batches.Sum(b => b.Rows);
 
     public async ValueTask<IReadOnlyDictionary<string, Tensor>> ExecuteAsync(
-        IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames, IReadOnlyDictionary<string, Tensor>? outputBuffers, CancellationToken cancellationToken)
     {
         Tensor x = inputs["x"];
         Batches.Enqueue(x);
@@ -75,7 +78,16 @@ internal sealed class FakeExecutor : IBatchExecutor
                 throw ex;
             }
 
-            return new Dictionary<string, Tensor> { ["y"] = Compute(x) };
+            Tensor y = Compute(x);
+            if (outputBuffers?.GetValueOrDefault("y") is { } buffer)
+            {
+                // What ONNX Runtime does with a pre-allocated output: write into it, return it.
+                y.FloatSpan.CopyTo(buffer.FloatSpan);
+                InPlaceBatches++;
+                return new Dictionary<string, Tensor> { ["y"] = buffer };
+            }
+
+            return new Dictionary<string, Tensor> { ["y"] = y };
         }
         finally
         {
@@ -86,7 +98,7 @@ internal sealed class FakeExecutor : IBatchExecutor
     /// <summary>The reference: the same function applied to one request alone.</summary>
     public static Tensor Compute(Tensor x)
     {
-        float[] data = x.AsFloats();
+        ReadOnlySpan<float> data = x.FloatSpan;
         int width = (int)(x.Shape.Length > 1 ? x.Shape[1] : 1);
         float[] y = new float[data.Length];
         for (int r = 0; r < x.Rows; r++)

@@ -130,6 +130,71 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
     }
 
     /// <summary>Six digits-ar jobs (classes 0..5) with prompts of 0, 5, .., 25 tokens: prefixes of six lengths.</summary>
+    [Fact]
+    public async Task Kv_cache_iterations_hand_the_decoder_pooled_buffers_and_read_what_it_wrote_into_them()
+    {
+        // words-ar's KV path: pasts, presents and logits of every call live in pooled arrays (no large-object-heap
+        // garbage per iteration); the batcher runs each call alone, so the graph writes its outputs into them.
+        ILoadedModel words = hosts.Iteration.Repository.GetReady(ArFixture.Words);
+        ArJob job = ArJob.Create(new ArParameters { Seed = 11, Count = 5, Prompt = "st", Temperature = 1, MaxNewTokens = 8 }, words, 64);
+        var recording = new RecordingRunner(job.Decoder.Runner);
+        var decoder = new ArDecoder(recording, job.Decoder.VocabSize);
+        using var loop = new ArIterationLoop(decoder, words.Manifest.Name, words.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, TimeProvider.System, NullLogger.Instance);
+        ArCompleted? pooled = null;
+        await foreach (ArEvent e in loop.RunAsync(job with { Decoder = decoder }, Ct, stream: false))
+        {
+            pooled = e as ArCompleted;
+        }
+
+        ArCompleted? reference = null;
+        await foreach (ArEvent e in new ArRequestLoop(GenerationTelemetry.None).RunAsync(job, stream: false, Ct))
+        {
+            reference = e as ArCompleted;
+        }
+
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.Equal(reference!.Samples[i].Tokens, pooled!.Samples[i].Tokens);
+            Assert.Equal(reference.Samples[i].LogProbs, pooled.Samples[i].LogProbs, (a, b) => Math.Abs(a - b) <= 1e-4);
+        }
+
+        (InferenceRequest Request, InferenceResult Result)[] calls = recording.Snapshot();
+        Assert.Equal(pooled!.DecoderCalls, calls.Length);
+        Assert.All(calls, c =>
+        {
+            Assert.Equal(c.Request.Outputs!.Order(StringComparer.Ordinal), c.Request.OutputBuffers!.Keys.Order(StringComparer.Ordinal));
+            Assert.All(c.Request.Outputs!, name => Assert.Same(c.Request.OutputBuffers![name], c.Result.Outputs[name]));
+        });
+
+        // After the prefill every call feeds pasts (one slot per layer's key and value) packed into the pool's arrays.
+        Assert.All(calls.Skip(1), c => Assert.Equal(4, c.Request.Inputs.Count(i => i.Key.StartsWith("past_key_values.", StringComparison.Ordinal) && i.Value.Shape[2] > 0)));
+    }
+
+    /// <summary>The real decoder, recording every request and its result.</summary>
+    private sealed class RecordingRunner(IGraphRunner inner) : WrappedRunner(inner)
+    {
+        private readonly List<(InferenceRequest, InferenceResult)> _calls = [];
+
+        public (InferenceRequest Request, InferenceResult Result)[] Snapshot()
+        {
+            lock (_calls)
+            {
+                return [.. _calls];
+            }
+        }
+
+        public override async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+        {
+            InferenceResult result = await Inner.InferAsync(request, cancellationToken);
+            lock (_calls)
+            {
+                _calls.Add((request, result));
+            }
+
+            return result;
+        }
+    }
+
     private static ArJob[] PromptedDigitsJobs(ILoadedModel digits, ulong seed, int count, int maxNewTokens)
         => [.. Enumerable.Range(0, 6).Select(i => ArJob.Create(new ArParameters
         {
