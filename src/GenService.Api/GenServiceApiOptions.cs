@@ -6,7 +6,7 @@ namespace GenService.Api;
 /// HTTP-layer settings, bound from the configuration section <c>GenService:Api</c>
 /// (environment variables <c>GenService__Api__MaxCount</c> etc.).
 /// </summary>
-public sealed class GenServiceApiOptions
+internal sealed class GenServiceApiOptions
 {
     public const string SectionName = "GenService:Api";
 

@@ -9,7 +9,7 @@ namespace GenService.Generation;
 /// sample gets, and its unit-normal starting latent (drawn from NoiseStream(seed, i, Latent) or given).
 /// Sample i depends only on (seed, i, parameters): never on count or on the other samples.
 /// </summary>
-public sealed class SamplePlan
+internal sealed class SamplePlan
 {
     private SamplePlan(int count, ulong seed, int[]? modelLabels, int?[] reportedLabels, float[][] latents, bool explicitLatents)
     {

@@ -4,7 +4,7 @@ namespace GenService.Api.Families;
 /// The /v1/{family}/{model}/... routes: one route group per model family (API.md). Program.cs calls
 /// <see cref="MapFamilyEndpoints"/> once.
 /// </summary>
-public static class FamilyEndpoints
+internal static class FamilyEndpoints
 {
     public static IEndpointRouteBuilder MapFamilyEndpoints(this IEndpointRouteBuilder app)
     {

@@ -19,7 +19,7 @@ namespace GenService.Api.Hosting;
 /// Everything Program.cs registers, in one place: HTTP conventions (JSON, errors), docs (Swagger),
 /// logs (Serilog), metrics (Prometheus) and the inference stack underneath.
 /// </summary>
-public static class GenServiceHostingExtensions
+internal static class GenServiceHostingExtensions
 {
     /// <summary>
     /// The JSON conventions of every /v1 and /v2 body: snake_case names, lower-case enums; the /v1 request contract

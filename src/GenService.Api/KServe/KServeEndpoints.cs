@@ -19,7 +19,7 @@ namespace GenService.Api.KServe;
 /// Infer goes through the graph's <see cref="IGraphRunner"/>, i.e. the same dynamic batcher as /v1.
 /// Errors are <c>{"error": "..."}</c> (GenServiceExceptionHandler).
 /// </summary>
-public static class KServeEndpoints
+internal static class KServeEndpoints
 {
     private const string Platform = "onnxruntime_onnx";
 

@@ -7,22 +7,22 @@ namespace GenService.Api.KServe;
 // their records here describe them for Swagger and for clients such as the benchmark.
 
 /// <summary>GET /v2.</summary>
-public sealed record V2ServerMetadata(string Name, string Version, IReadOnlyList<string> Extensions);
+internal sealed record V2ServerMetadata(string Name, string Version, IReadOnlyList<string> Extensions);
 
 /// <summary>GET /v2/health/live.</summary>
-public sealed record V2Live(bool Live);
+internal sealed record V2Live(bool Live);
 
 /// <summary>GET /v2/health/ready: ready, and which models are still loading when not.</summary>
-public sealed record V2Ready(bool Ready, IReadOnlyList<string>? Loading = null);
+internal sealed record V2Ready(bool Ready, IReadOnlyList<string>? Loading = null);
 
 /// <summary>GET /v2/models/{name}/ready.</summary>
-public sealed record V2ModelReady(string Name, bool Ready);
+internal sealed record V2ModelReady(string Name, bool Ready);
 
 /// <summary>One input or output in model metadata: shape has -1 where the dim is dynamic (dim 0, the batch).</summary>
-public sealed record V2TensorMetadata(string Name, string Datatype, IReadOnlyList<long> Shape);
+internal sealed record V2TensorMetadata(string Name, string Datatype, IReadOnlyList<long> Shape);
 
 /// <summary>GET /v2/models/{name}.</summary>
-public sealed record V2ModelMetadata(
+internal sealed record V2ModelMetadata(
     string Name,
     IReadOnlyList<string> Versions,
     string Platform,
@@ -30,23 +30,23 @@ public sealed record V2ModelMetadata(
     IReadOnlyList<V2TensorMetadata> Outputs);
 
 /// <summary>One tensor of an infer request or response. <c>data</c> is flat (C order) or nested to the shape.</summary>
-public sealed record V2Tensor(string Name, IReadOnlyList<long> Shape, string Datatype, JsonElement Data, JsonElement? Parameters = null);
+internal sealed record V2Tensor(string Name, IReadOnlyList<long> Shape, string Datatype, JsonElement Data, JsonElement? Parameters = null);
 
 /// <summary>An output asked for by name; without an <c>outputs</c> list every output is returned.</summary>
-public sealed record V2RequestedOutput(string Name, JsonElement? Parameters = null);
+internal sealed record V2RequestedOutput(string Name, JsonElement? Parameters = null);
 
 /// <summary>POST /v2/models/{name}/infer body. <c>parameters</c> are accepted and ignored.</summary>
-public sealed record V2InferRequest(
+internal sealed record V2InferRequest(
     IReadOnlyList<V2Tensor> Inputs,
     string? Id = null,
     IReadOnlyList<V2RequestedOutput>? Outputs = null,
     JsonElement? Parameters = null);
 
 /// <summary>Server-side timings of one infer call, in <c>parameters</c> of the response.</summary>
-public sealed record V2InferTimings(double QueueMs, double ComputeMs, int BatchSize);
+internal sealed record V2InferTimings(double QueueMs, double ComputeMs, int BatchSize);
 
 /// <summary>POST /v2/models/{name}/infer response.</summary>
-public sealed record V2InferResponse(
+internal sealed record V2InferResponse(
     string ModelName,
     string ModelVersion,
     string? Id,
@@ -54,10 +54,10 @@ public sealed record V2InferResponse(
     V2InferTimings? Parameters = null);
 
 /// <summary>Every /v2 error: <c>{"error": "..."}</c>.</summary>
-public sealed record V2Error(string Error);
+internal sealed record V2Error(string Error);
 
 /// <summary>POST /v2/repository/index body (optional): <c>ready</c> true lists only ready models.</summary>
-public sealed record V2RepositoryIndexRequest(bool? Ready = null);
+internal sealed record V2RepositoryIndexRequest(bool? Ready = null);
 
 /// <summary>One entry of the repository index (state: READY, LOADING, UNAVAILABLE, as Triton names them).</summary>
-public sealed record V2RepositoryModel(string Name, string? Version, string State, string? Reason);
+internal sealed record V2RepositoryModel(string Name, string? Version, string State, string? Reason);

@@ -5,10 +5,10 @@ using GenService.Sampling.Diffusion;
 namespace GenService.Api.Models;
 
 /// <summary>GET /v1/models.</summary>
-public sealed record ModelListResponse(IReadOnlyList<ModelSummary> Models);
+internal sealed record ModelListResponse(IReadOnlyList<ModelSummary> Models);
 
 /// <summary>One model as GET /v1/models lists it (API.md, "Models").</summary>
-public record ModelSummary
+internal record ModelSummary
 {
     public required string Name { get; init; }
 
@@ -39,7 +39,7 @@ public record ModelSummary
 }
 
 /// <summary>GET /v1/models/{name}: the summary plus card, scheduler/tokens, batching and the load error.</summary>
-public sealed record ModelDetail : ModelSummary
+internal sealed record ModelDetail : ModelSummary
 {
     public JsonElement? Card { get; init; }
 

@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace GenService.Api.Models;
 
 /// <summary>GET /v1/models and GET /v1/models/{name}: what this server serves, and why a model does not.</summary>
-public static class ModelEndpoints
+internal static class ModelEndpoints
 {
     public static IEndpointRouteBuilder MapModelEndpoints(this IEndpointRouteBuilder app)
     {

@@ -8,7 +8,7 @@ using Prometheus;
 namespace GenService.Api.Operations;
 
 /// <summary>Prometheus /metrics, the per-model request counter, and the catch-all 404s of /v1 and /v2.</summary>
-public static class OperationsEndpoints
+internal static class OperationsEndpoints
 {
     public static IEndpointRouteBuilder MapOperationsEndpoints(this IEndpointRouteBuilder app)
     {
