@@ -29,7 +29,7 @@ public sealed class InferenceOptions
     /// <summary>
     /// ONNX Runtime intra-op threads per session. 0 = automatic: on the CPU provider, half the host's cores shared
     /// among a graph's sessions, max(1, cores / (2 x instances)), because the service's HTTP work, samplers and
-    /// schedulers need the rest; on CUDA, ONNX Runtime's default.
+    /// serving loops need the rest; on CUDA, ONNX Runtime's default.
     /// </summary>
     public int IntraOpNumThreads { get; set; }
 

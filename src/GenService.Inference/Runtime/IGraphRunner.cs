@@ -31,10 +31,10 @@ public sealed class InferenceRequest
     public DateTimeOffset? Deadline { get; init; }
 
     /// <summary>
-    /// The caller has batched already (an iteration-level scheduler sends each iteration as one request): the batch
+    /// The caller has batched already (an iteration loop sends each iteration as one request): the batch
     /// holding these rows leaves at once instead of waiting up to max_queue_delay_ms for company. Rows of other
     /// requests already queued with a compatible shape still ride along, up to max_batch_size; two such requests are
-    /// never merged into one run (a scheduler that splits an iteration over the graph's sessions sends its parts
+    /// never merged into one run (a loop that splits an iteration over the graph's sessions sends its parts
     /// together, to run at once).
     /// </summary>
     public bool DispatchImmediately { get; init; }

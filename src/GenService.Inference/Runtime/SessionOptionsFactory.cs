@@ -75,7 +75,7 @@ internal static class SessionOptionsFactory
     /// <summary>
     /// Intra-op threads for one session: the configured count; on the CPU, half the host's cores shared among the
     /// graph's sessions (max(1, cores / (2 x instances))), leaving the other half to the HTTP work, the samplers and
-    /// the schedulers that run beside the graph; on CUDA, null (ONNX Runtime's default).
+    /// the serving loops that run beside the graph; on CUDA, null (ONNX Runtime's default).
     /// </summary>
     /// <remarks>
     /// ONNX Runtime's own default, a thread per physical core, suits a process that only runs graphs. On the 2-core

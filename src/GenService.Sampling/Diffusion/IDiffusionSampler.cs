@@ -15,7 +15,7 @@ public interface ISamplerState
 
 /// <summary>
 /// A diffusion sampler for one request: its timesteps and the update rule. Immutable and thread-safe; everything
-/// that changes along the way lives in the <see cref="ISamplerState"/> of each sample, so a scheduler can advance
+/// that changes along the way lives in the <see cref="ISamplerState"/> of each sample, so an iteration loop can advance
 /// many requests (each with its own sampler, steps and position) one step at a time:
 /// <code>
 ///   x = latents * InitNoiseSigma                (or AddNoise(init, noise, start) for img2img)
