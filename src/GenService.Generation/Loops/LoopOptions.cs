@@ -1,0 +1,21 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace GenService.Generation.Loops;
+
+/// <summary>The settings every family's loops take (<c>GenService:Diffusion</c>, <c>GenService:Ar</c>).</summary>
+public abstract class LoopOptions
+{
+    /// <summary>
+    /// <c>iteration</c> (default: one loop per graph; every in-flight request contributes its current rows to one call
+    /// per iteration; docs/benchmarks.md) or <c>request</c> (each request its own loop, merged only by the dynamic
+    /// batcher: the comparison point and fallback).
+    /// </summary>
+    public LoopMode Scheduling { get; set; } = LoopMode.Iteration;
+
+    /// <summary>
+    /// Most graph rows in one iteration (a guided diffusion sample takes two, an AR sequence one); 0 = the graph's
+    /// max_batch_size, so an iteration is one batch. Items beyond it wait, FIFO, and join as others finish.
+    /// </summary>
+    [Range(0, 65536)]
+    public int MaxRowsPerIteration { get; set; }
+}
