@@ -2,7 +2,7 @@
 
 Data space is [-1, 1] with grid step 0.125 (bin_width). Training dequantizes each pixel with centred uniform
 noise inside its bin, x + (u - 1/2) * 0.125, so the continuous density integrated over a bin approximates the
-probability of the discrete value; bits/dim follow MODEL-CONTRACT.md: -(log p(x) + D ln w) / (D ln 2).
+probability of the discrete value; bits/dim follow docs/model-contract.md: -(log p(x) + D ln w) / (D ln 2).
 
 v2: v1 trained 200 epochs and over-fitted (held-out 4.17 bits/dim against 1.18 on train; 2.08 after 25 epochs).
 v2 carves a validation subset (VAL_FRACTION of the train split, seeded) out of the TRAIN split, trains on the

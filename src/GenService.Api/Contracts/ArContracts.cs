@@ -6,7 +6,7 @@ using GenService.Inference;
 
 namespace GenService.Api.Contracts;
 
-/// <summary>Body of POST /v1/ar/{model}/samples (API.md, "ar" rows).</summary>
+/// <summary>Body of POST /v1/ar/{model}/samples (docs/http-api.md, "ar" rows).</summary>
 internal sealed class ArSampleRequest : SampleRequest
 {
     [Description("Text to continue (text models; tokenized with the model's vocabulary or tokenizer file). Not with prompt_tokens.")]

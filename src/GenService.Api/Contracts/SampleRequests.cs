@@ -4,7 +4,7 @@ using GenService.Generation.Latent;
 
 namespace GenService.Api.Contracts;
 
-/// <summary>Fields every sampling request shares (API.md, "Common request fields").</summary>
+/// <summary>Fields every sampling request shares (docs/http-api.md, "Common request fields").</summary>
 internal class SampleRequest
 {
     [Description("Samples to draw, 1..max_count (default 1; with explicit latents, their number).")]

@@ -1,7 +1,7 @@
 namespace GenService.Api.Families;
 
 /// <summary>
-/// The /v1/{family}/{model}/... routes: one route group per model family (API.md). Program.cs calls
+/// The /v1/{family}/{model}/... routes: one route group per model family (docs/http-api.md). Program.cs calls
 /// <see cref="MapFamilyEndpoints"/> once.
 /// </summary>
 internal static class FamilyEndpoints

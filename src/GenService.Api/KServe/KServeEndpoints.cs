@@ -325,7 +325,7 @@ internal static class KServeEndpoints
         _ => "UNAVAILABLE",
     };
 
-    /// <summary>Model names as MODEL-CONTRACT.md allows them; anything else (a path, "..") never reaches the file system.</summary>
+    /// <summary>Model names as docs/model-contract.md allows them; anything else (a path, "..") never reaches the file system.</summary>
     private static void CheckModelName(string model)
     {
         bool ok = model.Length is >= 1 and <= 64

@@ -7,7 +7,7 @@ namespace GenService.Api.Models;
 /// <summary>GET /v1/models.</summary>
 internal sealed record ModelListResponse(IReadOnlyList<ModelSummary> Models);
 
-/// <summary>One model as GET /v1/models lists it (API.md, "Models").</summary>
+/// <summary>One model as GET /v1/models lists it (docs/http-api.md, "Models").</summary>
 internal record ModelSummary
 {
     public required string Name { get; init; }

@@ -7,7 +7,7 @@ using GenService.Sampling.Diffusion;
 namespace GenService.Inference.Manifest;
 
 /// <summary>
-/// Reads and validates <c>model.json</c> against MODEL-CONTRACT.md. Everything the contract fixes is
+/// Reads and validates <c>model.json</c> against docs/model-contract.md. Everything the contract fixes is
 /// checked here, before any ONNX file is opened; what only the graph knows (names, dtypes, ranks) is
 /// checked by <c>GraphValidator</c>. Every error names the file and the field.
 /// </summary>

@@ -4,7 +4,7 @@ using GenService.Sampling.Diffusion;
 
 namespace GenService.Inference.Manifest;
 
-/// <summary>Model families (MODEL-CONTRACT.md). The lower-case name is the route segment.</summary>
+/// <summary>Model families (docs/model-contract.md). The lower-case name is the route segment.</summary>
 public enum ModelFamily
 {
     Gan,
@@ -15,7 +15,7 @@ public enum ModelFamily
 }
 
 /// <summary>
-/// A parsed, validated <c>model.json</c> (MODEL-CONTRACT.md). JSON names are snake_case.
+/// A parsed, validated <c>model.json</c> (docs/model-contract.md). JSON names are snake_case.
 /// Parsing and validation live in ManifestLoader; this type is plain data.
 /// </summary>
 public sealed record ModelManifest

@@ -25,7 +25,7 @@ public enum TimestepSpacing
 }
 
 /// <summary>
-/// The keys of a diffusers <c>scheduler_config.json</c> that GenService uses (MODEL-CONTRACT.md, "scheduler").
+/// The keys of a diffusers <c>scheduler_config.json</c> that GenService uses (docs/model-contract.md, "scheduler").
 /// Unknown keys are ignored when parsing, so a diffusers file can be pasted in.
 /// </summary>
 public sealed record SchedulerConfig

@@ -98,7 +98,7 @@ public static class LatentMath
     }
 
     /// <summary>
-    /// Bits per dimension (MODEL-CONTRACT.md, flow): with a bin width, -(log p(x) + D ln(bin_width)) / (D ln 2)
+    /// Bits per dimension (docs/model-contract.md, flow): with a bin width, -(log p(x) + D ln(bin_width)) / (D ln 2)
     /// (the discrete likelihood of the bins of a dequantised model); without, -log p(x) / (D ln 2).
     /// </summary>
     public static double BitsPerDim(double logProb, int elements, double? binWidth = null)
