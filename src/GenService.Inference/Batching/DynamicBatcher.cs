@@ -42,8 +42,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly GenServiceMetrics? _metrics;
     private readonly ILogger _logger;
-    private readonly IReadOnlyList<string> _allOutputs;
-    private readonly HashSet<string> _outputSet;
+    private readonly InferenceRequestValidator _validator;
     private readonly IDisposable? _depthRegistration;
 
     private readonly Lock _lock = new();
@@ -78,8 +77,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         _time = time;
         _metrics = metrics;
         _logger = logger ?? NullLogger.Instance;
-        _allOutputs = [.. signature.Outputs.Select(o => o.Name)];
-        _outputSet = [.. _allOutputs];
+        _validator = new InferenceRequestValidator(V2Name, signature);
         _slots = new SemaphoreSlim(settings.Concurrency, settings.Concurrency);
         _depthRegistration = metrics?.RegisterQueue(modelName, role, () => Volatile.Read(ref _queuedRows));
         _loop = Task.Run(RunLoopAsync);
@@ -110,8 +108,8 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
     public ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        Tensor[] ordered = ValidateInputs(request, out int rows);
-        IReadOnlyList<string> wanted = ValidateOutputs(request);
+        Tensor[] ordered = _validator.ValidateInputs(request, out int rows);
+        IReadOnlyList<string> wanted = _validator.ValidateOutputs(request);
         if (rows > _settings.MaxQueueSize)
         {
             throw new RequestValidationException("inputs", $"The request has {rows} rows but the queue of '{V2Name}' holds at most {_settings.MaxQueueSize}; send fewer rows per request.");
@@ -268,84 +266,6 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         _depthRegistration?.Dispose();
         _executor.Dispose();
     }
-
-    private Tensor[] ValidateInputs(InferenceRequest request, out int rows)
-    {
-        IReadOnlyList<TensorSpec> specs = Signature.Inputs;
-        var ordered = new Tensor[specs.Count];
-        rows = -1;
-        for (int i = 0; i < specs.Count; i++)
-        {
-            TensorSpec spec = specs[i];
-            if (!request.Inputs.TryGetValue(spec.Name, out Tensor? t))
-            {
-                throw new RequestValidationException($"inputs.{spec.Name}", $"Graph '{V2Name}' needs the input '{spec.Name}'; it takes {string.Join(", ", specs.Select(s => s.Name))}.");
-            }
-
-            if (t.ElementType != spec.ElementType)
-            {
-                throw new RequestValidationException($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' is {Tensor.V2Name(spec.ElementType)}, not {Tensor.V2Name(t.ElementType)}.");
-            }
-
-            if (t.Shape.Length != spec.Dims.Length || t.Shape.Length == 0)
-            {
-                throw new RequestValidationException($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' has rank {spec.Dims.Length} (shape [{FormatDims(spec.Dims)}]), not {t.Shape.Length}.");
-            }
-
-            for (int d = 1; d < spec.Dims.Length; d++)
-            {
-                if (spec.Dims[d] >= 0 && spec.Dims[d] != t.Shape[d])
-                {
-                    throw new RequestValidationException($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' has shape [{FormatDims(spec.Dims)}], got [{string.Join(",", t.Shape)}].");
-                }
-            }
-
-            int r = t.Rows;
-            if (rows == -1)
-            {
-                rows = r;
-            }
-            else if (rows != r)
-            {
-                throw new RequestValidationException($"inputs.{spec.Name}", $"All inputs of one request share dimension 0: '{spec.Name}' has {r} rows, others {rows}.");
-            }
-
-            ordered[i] = t;
-        }
-
-        if (request.Inputs.Count != specs.Count)
-        {
-            string unknown = request.Inputs.Keys.First(k => specs.All(s => s.Name != k));
-            throw new RequestValidationException($"inputs.{unknown}", $"Graph '{V2Name}' has no input '{unknown}'; it takes {string.Join(", ", specs.Select(s => s.Name))}.");
-        }
-
-        if (rows < 1)
-        {
-            throw new RequestValidationException("inputs", $"A request to '{V2Name}' needs at least one row along dimension 0.");
-        }
-
-        return ordered;
-    }
-
-    private IReadOnlyList<string> ValidateOutputs(InferenceRequest request)
-    {
-        if (request.Outputs is null)
-        {
-            return _allOutputs;
-        }
-
-        foreach (string name in request.Outputs)
-        {
-            if (!_outputSet.Contains(name))
-            {
-                throw new RequestValidationException("outputs", $"Graph '{V2Name}' has no output '{name}'; it has {string.Join(", ", _allOutputs)}.");
-            }
-        }
-
-        return request.Outputs;
-    }
-
-    private static string FormatDims(long[] dims) => string.Join(",", dims.Select(d => d < 0 ? "?" : d.ToString()));
 
     private TimeSpan RetryAfterLocked()
     {
@@ -618,7 +538,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
                     union.UnionWith(d.Owner.Wanted);
                 }
 
-                return [.. _allOutputs.Where(union.Contains)];
+                return [.. _validator.AllOutputs.Where(union.Contains)];
             }
         }
 
