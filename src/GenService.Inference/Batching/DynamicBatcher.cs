@@ -445,8 +445,8 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
                 }
             }
 
-            IReadOnlyDictionary<string, Tensor> inputs = Assemble(batch, rows);
-            IReadOnlyList<string> outputs = UnionOutputs(batch);
+            IReadOnlyDictionary<string, Tensor> inputs = BatchTensors.Assemble(batch, rows, Signature.Inputs);
+            IReadOnlyList<string> outputs = BatchTensors.UnionOutputs(batch, _validator.AllOutputs);
             bool whole = batch.Count == 1 && batch[0].Rows == batch[0].Owner.Rows;
             IReadOnlyDictionary<string, Tensor> result;
             try
@@ -494,70 +494,6 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
             ReleaseBusy();
         }
     }
-
-    private IReadOnlyDictionary<string, Tensor> Assemble(List<RequestChunk> batch, int rows)
-    {
-        if (batch.Count == 1 && batch[0].Rows == batch[0].Owner.Rows)
-        {
-            // One whole request: its tensors go to the graph as they are, no copy.
-            return batch[0].Owner.Request.Inputs;
-        }
-
-        IReadOnlyList<TensorSpec> specs = Signature.Inputs;
-        var inputs = new Dictionary<string, Tensor>(specs.Count, StringComparer.Ordinal);
-        for (int i = 0; i < specs.Count; i++)
-        {
-            Tensor first = batch[0].Owner.Inputs[i];
-            long[] shape = (long[])first.Shape.Clone();
-            shape[0] = rows;
-            int rowBytes = RowBytes(first);
-            Array data = Array.CreateInstance(Tensor.ClrType(first.ElementType), Tensor.ElementCount(shape));
-            int at = 0;
-            foreach (RequestChunk c in batch)
-            {
-                Buffer.BlockCopy(c.Owner.Inputs[i].Data, c.Offset * rowBytes, data, at, c.Rows * rowBytes);
-                at += c.Rows * rowBytes;
-            }
-
-            inputs[specs[i].Name] = new Tensor(first.ElementType, shape, data);
-        }
-
-        return inputs;
-    }
-
-    private IReadOnlyList<string> UnionOutputs(List<RequestChunk> batch)
-    {
-        IReadOnlyList<string> first = batch[0].Owner.Wanted;
-        foreach (RequestChunk c in batch)
-        {
-            if (!ReferenceEquals(c.Owner.Wanted, first) && !c.Owner.Wanted.SequenceEqual(first))
-            {
-                var union = new HashSet<string>(StringComparer.Ordinal);
-                foreach (RequestChunk d in batch)
-                {
-                    union.UnionWith(d.Owner.Wanted);
-                }
-
-                return [.. _validator.AllOutputs.Where(union.Contains)];
-            }
-        }
-
-        return first;
-    }
-
-    internal static int RowBytes(Tensor t)
-    {
-        long perRow = t.Shape.Length == 0 ? 1 : Tensor.ElementCount(t.Shape.AsSpan(1));
-        return checked((int)(perRow * ElementSize(t.ElementType)));
-    }
-
-    internal static int ElementSize(TensorElementType type) => type switch
-    {
-        TensorElementType.Float32 or TensorElementType.Int32 => 4,
-        TensorElementType.Float64 or TensorElementType.Int64 => 8,
-        TensorElementType.Bool => 1,
-        _ => throw new ArgumentOutOfRangeException(nameof(type)),
-    };
 
     /// <summary>
     /// Takes those of <paramref name="chunks"/> that are still queued out of the queue (a request cancelled, past its

@@ -107,14 +107,11 @@ internal sealed class PendingRequest
                     Tensor src = batchOutputs[name];
                     if (!_outputs.TryGetValue(name, out Tensor? dst))
                     {
-                        long[] shape = (long[])src.Shape.Clone();
-                        shape[0] = Rows;
-                        dst = new Tensor(src.ElementType, shape, Array.CreateInstance(Tensor.ClrType(src.ElementType), Tensor.ElementCount(shape)));
+                        dst = BatchTensors.Allocate(src, Rows);
                         _outputs[name] = dst;
                     }
 
-                    int rowBytes = DynamicBatcher.RowBytes(src);
-                    Buffer.BlockCopy(src.Data, batchOffset * rowBytes, dst.Data, chunk.Offset * rowBytes, chunk.Rows * rowBytes);
+                    BatchTensors.CopyRows(src, batchOffset, dst, chunk.Offset, chunk.Rows);
                 }
             }
 
