@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using GenService.Inference;
 using GenService.Inference.Runtime;
@@ -364,7 +362,7 @@ internal static class V2InferRequestReader
                     throw Invalid($"{at}.data", $"Input '{name}' has both 'data' and 'parameters.binary_data_size'; send one of them.");
                 }
 
-                int size = ElementSize(spec.ElementType);
+                int size = V2BinaryTensorData.ElementSize(spec.ElementType);
                 long needed = count * size;
                 if (input.BinarySize != needed)
                 {
@@ -376,7 +374,7 @@ internal static class V2InferRequestReader
                     throw Invalid($"{at}.parameters.binary_data_size", $"Input '{name}' needs {needed} bytes of binary data at offset {binaryOffset}, but the body has only {binary.Length} bytes after the JSON header (Inference-Header-Content-Length).");
                 }
 
-                tensors[name] = new Tensor(spec.ElementType, shape, ReadBinary(binary.Slice(binaryOffset, (int)needed), spec.ElementType, (int)count));
+                tensors[name] = new Tensor(spec.ElementType, shape, V2BinaryTensorData.Read(binary.Slice(binaryOffset, (int)needed), spec.ElementType, (int)count));
                 binaryOffset += (int)needed;
                 continue;
             }
@@ -433,70 +431,6 @@ internal static class V2InferRequestReader
             {
                 throw Invalid(at, $"Input '{spec.Name}' must have shape {ExampleShape(spec)} (-1 = any); dim {d} is {shape[d]}, not {spec.Dims[d]}.");
             }
-        }
-    }
-
-    /// <summary>Bytes per element in the binary tensor extension (BOOL is one byte, 0 = false).</summary>
-    internal static int ElementSize(TensorElementType type) => type switch
-    {
-        TensorElementType.Float32 or TensorElementType.Int32 => 4,
-        TensorElementType.Float64 or TensorElementType.Int64 => 8,
-        TensorElementType.Bool => 1,
-        _ => throw new ArgumentOutOfRangeException(nameof(type)),
-    };
-
-    /// <summary>Little-endian bytes -> a new typed array (a straight copy on little-endian machines).</summary>
-    private static Array ReadBinary(ReadOnlySpan<byte> bytes, TensorElementType type, int count)
-    {
-        switch (type)
-        {
-            case TensorElementType.Float32:
-                var f = new float[count];
-                bytes.CopyTo(MemoryMarshal.AsBytes(f.AsSpan()));
-                FromLittleEndian(MemoryMarshal.Cast<float, int>(f.AsSpan()));
-                return f;
-            case TensorElementType.Float64:
-                var d = new double[count];
-                bytes.CopyTo(MemoryMarshal.AsBytes(d.AsSpan()));
-                FromLittleEndian(MemoryMarshal.Cast<double, long>(d.AsSpan()));
-                return d;
-            case TensorElementType.Int32:
-                var n = new int[count];
-                bytes.CopyTo(MemoryMarshal.AsBytes(n.AsSpan()));
-                FromLittleEndian(n.AsSpan());
-                return n;
-            case TensorElementType.Int64:
-                var l = new long[count];
-                bytes.CopyTo(MemoryMarshal.AsBytes(l.AsSpan()));
-                FromLittleEndian(l.AsSpan());
-                return l;
-            case TensorElementType.Bool:
-                // Not a byte copy: a bool must hold 0 or 1, and clients may send any non-zero byte for true.
-                var b = new bool[count];
-                for (int i = 0; i < count; i++)
-                {
-                    b[i] = bytes[i] != 0;
-                }
-
-                return b;
-            default:
-                throw new InvalidOperationException($"Unhandled element type {type}.");
-        }
-    }
-
-    private static void FromLittleEndian(Span<int> values)
-    {
-        if (!BitConverter.IsLittleEndian)
-        {
-            BinaryPrimitives.ReverseEndianness(values, values);
-        }
-    }
-
-    private static void FromLittleEndian(Span<long> values)
-    {
-        if (!BitConverter.IsLittleEndian)
-        {
-            BinaryPrimitives.ReverseEndianness(values, values);
         }
     }
 

@@ -71,7 +71,7 @@ internal static class V2InferResponseWriter
                 WriteTensorStart(writer, name, tensor);
                 if (request.IsBinary(name))
                 {
-                    long size = (long)tensor.Data.Length * V2InferRequestReader.ElementSize(tensor.ElementType);
+                    long size = (long)tensor.Data.Length * V2BinaryTensorData.ElementSize(tensor.ElementType);
                     binaryBytes += size;
                     writer.WriteStartObject("parameters"u8);
                     writer.WriteNumber("binary_data_size"u8, size);
