@@ -2,6 +2,7 @@ using System.Text.Json;
 using GenService.Inference;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
+using static GenService.Api.KServe.V2RequestErrors;
 
 namespace GenService.Api.KServe;
 
@@ -25,7 +26,8 @@ namespace GenService.Api.KServe;
 /// </summary>
 internal static class V2InferRequestReader
 {
-    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 64 };
+    /// <summary>Options for every reader over the body: the envelope, and each data slice (nested to the shape's rank).</summary>
+    internal static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 64 };
 
     private sealed class RawInput
     {
@@ -385,15 +387,7 @@ internal static class V2InferRequestReader
             }
 
             ReadOnlySpan<byte> data = body.Slice(input.DataStart, input.DataLength);
-            Array values = spec.ElementType switch
-            {
-                TensorElementType.Float32 => ReadNumbers<float>(data, (int)count, $"{at}.data", shape, static (ref Utf8JsonReader r, out float v) => r.TryGetSingle(out v)),
-                TensorElementType.Float64 => ReadNumbers<double>(data, (int)count, $"{at}.data", shape, static (ref Utf8JsonReader r, out double v) => r.TryGetDouble(out v)),
-                TensorElementType.Int32 => ReadNumbers<int>(data, (int)count, $"{at}.data", shape, static (ref Utf8JsonReader r, out int v) => r.TryGetInt32(out v)),
-                TensorElementType.Int64 => ReadNumbers<long>(data, (int)count, $"{at}.data", shape, static (ref Utf8JsonReader r, out long v) => r.TryGetInt64(out v)),
-                TensorElementType.Bool => ReadBools(data, (int)count, $"{at}.data", shape),
-                _ => throw new InvalidOperationException($"Unhandled element type {spec.ElementType}."),
-            };
+            Array values = V2JsonTensorData.Read(data, spec.ElementType, (int)count, $"{at}.data", shape);
             tensors[name] = new Tensor(spec.ElementType, shape, values);
         }
 
@@ -433,114 +427,4 @@ internal static class V2InferRequestReader
             }
         }
     }
-
-    private delegate bool TryGet<T>(ref Utf8JsonReader reader, out T value);
-
-    /// <summary>Flattens a (possibly nested) JSON array of numbers into exactly <paramref name="count"/> values.</summary>
-    private static T[] ReadNumbers<T>(ReadOnlySpan<byte> json, int count, string at, long[] shape, TryGet<T> tryGet)
-    {
-        var values = new T[count];
-        var reader = new Utf8JsonReader(json, ReaderOptions);
-        int n = 0;
-        while (reader.Read())
-        {
-            switch (reader.TokenType)
-            {
-                case JsonTokenType.StartArray or JsonTokenType.EndArray:
-                    continue;
-                case JsonTokenType.Number:
-                    if (n >= count)
-                    {
-                        throw CountMismatch(at, CountElements(json), count, shape);
-                    }
-
-                    if (!tryGet(ref reader, out values[n]))
-                    {
-                        throw Invalid(at, $"'{at}' element {n} ({System.Text.Encoding.UTF8.GetString(reader.ValueSpan)}) is not a valid {typeof(T).Name} for this input.");
-                    }
-
-                    n++;
-                    break;
-                default:
-                    throw Invalid(at, $"'{at}' element {n} is {Describe(reader.TokenType)}; this input's data must be numbers.");
-            }
-        }
-
-        if (n != count)
-        {
-            throw CountMismatch(at, n, count, shape);
-        }
-
-        return values;
-    }
-
-    private static bool[] ReadBools(ReadOnlySpan<byte> json, int count, string at, long[] shape)
-    {
-        var values = new bool[count];
-        var reader = new Utf8JsonReader(json, ReaderOptions);
-        int n = 0;
-        while (reader.Read())
-        {
-            if (reader.TokenType is JsonTokenType.StartArray or JsonTokenType.EndArray)
-            {
-                continue;
-            }
-
-            if (reader.TokenType is not (JsonTokenType.True or JsonTokenType.False))
-            {
-                throw Invalid(at, $"'{at}' element {n} is {Describe(reader.TokenType)}; BOOL data must be true or false.");
-            }
-
-            if (n >= count)
-            {
-                throw CountMismatch(at, CountElements(json), count, shape);
-            }
-
-            values[n++] = reader.TokenType == JsonTokenType.True;
-        }
-
-        if (n != count)
-        {
-            throw CountMismatch(at, n, count, shape);
-        }
-
-        return values;
-    }
-
-    private static int CountElements(ReadOnlySpan<byte> json)
-    {
-        var reader = new Utf8JsonReader(json, ReaderOptions);
-        int n = 0;
-        while (reader.Read())
-        {
-            if (reader.TokenType is not (JsonTokenType.StartArray or JsonTokenType.EndArray))
-            {
-                n++;
-            }
-        }
-
-        return n;
-    }
-
-    private static RequestValidationException CountMismatch(string at, int got, int expected, long[] shape) =>
-        Invalid(at, $"'{at}' has {got} elements but shape {Format(shape)} needs {expected}.");
-
-    private static string Describe(JsonTokenType token) => token switch
-    {
-        JsonTokenType.String => "a string",
-        JsonTokenType.Null => "null",
-        JsonTokenType.True or JsonTokenType.False => "a boolean",
-        JsonTokenType.StartObject => "an object",
-        JsonTokenType.Number => "a number",
-        _ => token.ToString(),
-    };
-
-    private static string Names(IReadOnlyList<TensorSpec> specs) =>
-        string.Join(", ", specs.Select(s => $"'{s.Name}' ({Tensor.V2Name(s.ElementType)} {ExampleShape(s)})"));
-
-    private static string ExampleShape(TensorSpec spec) => Format(spec.Dims);
-
-    private static string Format(long[] dims) => "[" + string.Join(", ", dims) + "]";
-
-    private static RequestValidationException Invalid(string field, string detail) => new(field, detail);
 }
