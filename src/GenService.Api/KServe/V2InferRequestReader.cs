@@ -15,6 +15,8 @@ namespace GenService.Api.KServe;
 ///   check : names, datatypes, ranks, fixed dims, equal batch, element counts against the graph signature
 ///   pass 2: each data slice -> T[product(shape)], flat or nested, exactly the element count
 /// </code>
+/// Pass 1 is this class, the check <see cref="V2InputValidator"/>, pass 2 <see cref="V2JsonTensorData"/> (or
+/// <see cref="V2BinaryTensorData"/> for an input sent as binary data).
 /// Every failure is a <see cref="RequestValidationException"/> naming the field (400 {"error"}).
 /// <para>
 /// Binary tensor data extension (KServe v2 / Triton): the body is a JSON header followed by raw little-endian
@@ -29,16 +31,6 @@ internal static class V2InferRequestReader
     /// <summary>Options for every reader over the body: the envelope, and each data slice (nested to the shape's rank).</summary>
     internal static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 64 };
 
-    private sealed class RawInput
-    {
-        public string? Name;
-        public long[]? Shape;
-        public string? Datatype;
-        public int DataStart = -1;
-        public int DataLength;
-        public long BinarySize = -1;
-    }
-
     /// <summary>A JSON body without binary data.</summary>
     public static V2ParsedRequest Read(ReadOnlySpan<byte> body, GraphSignature signature) => Read(body, [], signature);
 
@@ -46,7 +38,7 @@ internal static class V2InferRequestReader
     public static V2ParsedRequest Read(ReadOnlySpan<byte> body, ReadOnlySpan<byte> binary, GraphSignature signature)
     {
         string? id = null;
-        List<RawInput>? raw = null;
+        List<V2RawInput>? raw = null;
         List<(string Name, bool? Binary)>? outputs = null;
         bool binaryOutputDefault = false;
         try
@@ -98,7 +90,7 @@ internal static class V2InferRequestReader
             throw Invalid("inputs", $"'inputs' is required: one tensor per graph input ({Names(signature.Inputs)}).");
         }
 
-        Dictionary<string, Tensor> tensors = Validate(raw, signature, body, binary);
+        Dictionary<string, Tensor> tensors = V2InputValidator.Validate(raw, signature, body, binary);
         if (outputs is null)
         {
             return new V2ParsedRequest(id, tensors, null, binaryOutputDefault);
@@ -185,14 +177,14 @@ internal static class V2InferRequestReader
         return size;
     }
 
-    private static List<RawInput> ReadInputs(ref Utf8JsonReader reader)
+    private static List<V2RawInput> ReadInputs(ref Utf8JsonReader reader)
     {
         if (reader.TokenType != JsonTokenType.StartArray)
         {
             throw Invalid("inputs", "'inputs' must be an array of tensors {name, shape, datatype, data}.");
         }
 
-        var inputs = new List<RawInput>();
+        var inputs = new List<V2RawInput>();
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             string at = $"inputs[{inputs.Count}]";
@@ -201,7 +193,7 @@ internal static class V2InferRequestReader
                 throw Invalid(at, $"'{at}' must be an object {{name, shape, datatype, data}}.");
             }
 
-            var input = new RawInput();
+            var input = new V2RawInput();
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals("name"u8))
@@ -313,118 +305,5 @@ internal static class V2InferRequestReader
         }
 
         return names;
-    }
-
-    private static Dictionary<string, Tensor> Validate(List<RawInput> raw, GraphSignature signature, ReadOnlySpan<byte> body, ReadOnlySpan<byte> binary)
-    {
-        var tensors = new Dictionary<string, Tensor>(raw.Count, StringComparer.Ordinal);
-        long batch = -1;
-        int binaryOffset = 0;
-        for (int i = 0; i < raw.Count; i++)
-        {
-            RawInput input = raw[i];
-            string at = $"inputs[{i}]";
-            string name = input.Name ?? throw Invalid($"{at}.name", $"'{at}.name' is required; this graph's inputs are {Names(signature.Inputs)}.");
-            TensorSpec spec = signature.Inputs.FirstOrDefault(s => s.Name == name)
-                ?? throw Invalid($"{at}.name", $"No input named '{name}'; this graph's inputs are {Names(signature.Inputs)}.");
-            if (tensors.ContainsKey(name))
-            {
-                throw Invalid($"{at}.name", $"Input '{name}' is given twice.");
-            }
-
-            string expected = Tensor.V2Name(spec.ElementType);
-            if (input.Datatype is null)
-            {
-                throw Invalid($"{at}.datatype", $"'{at}.datatype' is required; input '{name}' is {expected}.");
-            }
-
-            if (!string.Equals(input.Datatype, expected, StringComparison.Ordinal))
-            {
-                throw Invalid($"{at}.datatype", $"Input '{name}' is {expected}, not {input.Datatype}.");
-            }
-
-            long[] shape = input.Shape ?? throw Invalid($"{at}.shape", $"'{at}.shape' is required, e.g. {ExampleShape(spec)}.");
-            CheckShape(shape, spec, $"{at}.shape");
-            if (batch >= 0 && shape[0] != batch)
-            {
-                throw Invalid($"{at}.shape", $"All inputs need the same batch size (dim 0): '{name}' has {shape[0]}, an earlier input has {batch}.");
-            }
-
-            batch = shape[0];
-            long count = Tensor.ElementCount(shape);
-            if (count > Array.MaxLength)
-            {
-                throw Invalid($"{at}.shape", $"Shape {Format(shape)} has too many elements.");
-            }
-
-            if (input.BinarySize >= 0)
-            {
-                if (input.DataStart >= 0)
-                {
-                    throw Invalid($"{at}.data", $"Input '{name}' has both 'data' and 'parameters.binary_data_size'; send one of them.");
-                }
-
-                int size = V2BinaryTensorData.ElementSize(spec.ElementType);
-                long needed = count * size;
-                if (input.BinarySize != needed)
-                {
-                    throw Invalid($"{at}.parameters.binary_data_size", $"Input '{name}' has binary_data_size {input.BinarySize} but shape {Format(shape)} of {expected} needs {needed} bytes ({count} elements x {size}).");
-                }
-
-                if (needed > binary.Length - binaryOffset)
-                {
-                    throw Invalid($"{at}.parameters.binary_data_size", $"Input '{name}' needs {needed} bytes of binary data at offset {binaryOffset}, but the body has only {binary.Length} bytes after the JSON header (Inference-Header-Content-Length).");
-                }
-
-                tensors[name] = new Tensor(spec.ElementType, shape, V2BinaryTensorData.Read(binary.Slice(binaryOffset, (int)needed), spec.ElementType, (int)count));
-                binaryOffset += (int)needed;
-                continue;
-            }
-
-            if (input.DataStart < 0)
-            {
-                throw Invalid($"{at}.data", $"'{at}.data' is required (or 'parameters.binary_data_size' with binary data after the JSON header).");
-            }
-
-            ReadOnlySpan<byte> data = body.Slice(input.DataStart, input.DataLength);
-            Array values = V2JsonTensorData.Read(data, spec.ElementType, (int)count, $"{at}.data", shape);
-            tensors[name] = new Tensor(spec.ElementType, shape, values);
-        }
-
-        if (binaryOffset != binary.Length)
-        {
-            throw Invalid("inputs", $"The body has {binary.Length} bytes of binary data after the JSON header but the inputs' binary_data_size add up to {binaryOffset}.");
-        }
-
-        foreach (TensorSpec spec in signature.Inputs)
-        {
-            if (!tensors.ContainsKey(spec.Name))
-            {
-                throw Invalid("inputs", $"Input '{spec.Name}' ({Tensor.V2Name(spec.ElementType)}, shape {ExampleShape(spec)}) is missing.");
-            }
-        }
-
-        return tensors;
-    }
-
-    private static void CheckShape(long[] shape, TensorSpec spec, string at)
-    {
-        if (shape.Length != spec.Dims.Length)
-        {
-            throw Invalid(at, $"Input '{spec.Name}' has {spec.Dims.Length} dimensions ({ExampleShape(spec)}, -1 = any), not {shape.Length}.");
-        }
-
-        if (shape.Length == 0 || shape[0] < 1)
-        {
-            throw Invalid(at, $"Input '{spec.Name}' needs a batch dimension (dim 0) of at least 1.");
-        }
-
-        for (int d = 1; d < shape.Length; d++)
-        {
-            if (spec.Dims[d] >= 0 && shape[d] != spec.Dims[d])
-            {
-                throw Invalid(at, $"Input '{spec.Name}' must have shape {ExampleShape(spec)} (-1 = any); dim {d} is {shape[d]}, not {spec.Dims[d]}.");
-            }
-        }
     }
 }
