@@ -6,8 +6,8 @@ namespace GenService.Api.KServe;
 
 /// <summary>
 /// The element encoding of the binary tensor data extension (KServe v2 / Triton): raw little-endian values, BOOL
-/// one byte (0 = false). <see cref="V2InferRequestReader"/> decodes request tensors with it and
-/// <see cref="V2InferResponseWriter"/> sizes binary outputs with <see cref="ElementSize"/>.
+/// one byte (0 = false). Request tensors are decoded here (<see cref="Read"/>) and binary outputs of
+/// <see cref="V2InferResponseWriter"/> encoded (<see cref="AsBytes"/>, <see cref="ToLittleEndianCopy"/>).
 /// </summary>
 internal static class V2BinaryTensorData
 {
@@ -56,6 +56,47 @@ internal static class V2BinaryTensorData
                 return b;
             default:
                 throw new InvalidOperationException($"Unhandled element type {type}.");
+        }
+    }
+
+    /// <summary>A tensor's elements as the bytes they are in memory (the extension's encoding on little-endian machines).</summary>
+    public static ReadOnlySpan<byte> AsBytes(Array data) => data switch
+    {
+        float[] f => MemoryMarshal.AsBytes(f.AsSpan()),
+        double[] d => MemoryMarshal.AsBytes(d.AsSpan()),
+        int[] n => MemoryMarshal.AsBytes(n.AsSpan()),
+        long[] l => MemoryMarshal.AsBytes(l.AsSpan()),
+
+        // A .NET bool is one byte holding 0 or 1: exactly the extension's BOOL encoding.
+        bool[] b => MemoryMarshal.AsBytes(b.AsSpan()),
+        _ => throw new InvalidOperationException($"Unsupported tensor data {data.GetType().Name}."),
+    };
+
+    /// <summary>A byte-swapped copy of the elements, for a big-endian machine (BOOL and unknown arrays as they are).</summary>
+    public static Array ToLittleEndianCopy(Array data)
+    {
+        switch (data)
+        {
+            case float[] f:
+                var fc = (float[])f.Clone();
+                Span<int> fi = MemoryMarshal.Cast<float, int>(fc.AsSpan());
+                BinaryPrimitives.ReverseEndianness(fi, fi);
+                return fc;
+            case double[] d:
+                var dc = (double[])d.Clone();
+                Span<long> dl = MemoryMarshal.Cast<double, long>(dc.AsSpan());
+                BinaryPrimitives.ReverseEndianness(dl, dl);
+                return dc;
+            case int[] n:
+                var nc = (int[])n.Clone();
+                BinaryPrimitives.ReverseEndianness(nc, nc);
+                return nc;
+            case long[] l:
+                var lc = (long[])l.Clone();
+                BinaryPrimitives.ReverseEndianness(lc, lc);
+                return lc;
+            default:
+                return data;
         }
     }
 
