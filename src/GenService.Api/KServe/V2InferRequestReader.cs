@@ -1,28 +1,10 @@
-using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using GenService.Inference;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
+using static GenService.Api.KServe.V2RequestErrors;
 
 namespace GenService.Api.KServe;
-
-/// <summary>
-/// A parsed and validated v2 infer request, ready for <see cref="IGraphRunner.InferAsync"/>.
-/// <paramref name="BinaryOutputs"/>: per requested output, whether it goes back as raw bytes (binary tensor
-/// extension); <paramref name="BinaryOutputDefault"/> is the request-level <c>binary_data_output</c> for outputs
-/// not listed (or all of them when <c>outputs</c> is absent).
-/// </summary>
-internal sealed record V2ParsedRequest(
-    string? Id,
-    Dictionary<string, Tensor> Inputs,
-    IReadOnlyList<string>? Outputs,
-    bool BinaryOutputDefault = false,
-    IReadOnlyDictionary<string, bool>? BinaryOutputs = null)
-{
-    public bool IsBinary(string output) =>
-        BinaryOutputs is not null && BinaryOutputs.TryGetValue(output, out bool binary) ? binary : BinaryOutputDefault;
-}
 
 /// <summary>
 /// Reads a v2 infer body straight into typed arrays with <see cref="Utf8JsonReader"/>: no JsonDocument, no
@@ -33,6 +15,8 @@ internal sealed record V2ParsedRequest(
 ///   check : names, datatypes, ranks, fixed dims, equal batch, element counts against the graph signature
 ///   pass 2: each data slice -> T[product(shape)], flat or nested, exactly the element count
 /// </code>
+/// Pass 1 is this class, the check <see cref="V2InputValidator"/>, pass 2 <see cref="V2JsonTensorData"/> (or
+/// <see cref="V2BinaryTensorData"/> for an input sent as binary data).
 /// Every failure is a <see cref="RequestValidationException"/> naming the field (400 {"error"}).
 /// <para>
 /// Binary tensor data extension (KServe v2 / Triton): the body is a JSON header followed by raw little-endian
@@ -44,17 +28,8 @@ internal sealed record V2ParsedRequest(
 /// </summary>
 internal static class V2InferRequestReader
 {
-    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 64 };
-
-    private sealed class RawInput
-    {
-        public string? Name;
-        public long[]? Shape;
-        public string? Datatype;
-        public int DataStart = -1;
-        public int DataLength;
-        public long BinarySize = -1;
-    }
+    /// <summary>Options for every reader over the body: the envelope, and each data slice (nested to the shape's rank).</summary>
+    internal static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 64 };
 
     /// <summary>A JSON body without binary data.</summary>
     public static V2ParsedRequest Read(ReadOnlySpan<byte> body, GraphSignature signature) => Read(body, [], signature);
@@ -63,7 +38,7 @@ internal static class V2InferRequestReader
     public static V2ParsedRequest Read(ReadOnlySpan<byte> body, ReadOnlySpan<byte> binary, GraphSignature signature)
     {
         string? id = null;
-        List<RawInput>? raw = null;
+        List<V2RawInput>? raw = null;
         List<(string Name, bool? Binary)>? outputs = null;
         bool binaryOutputDefault = false;
         try
@@ -115,7 +90,7 @@ internal static class V2InferRequestReader
             throw Invalid("inputs", $"'inputs' is required: one tensor per graph input ({Names(signature.Inputs)}).");
         }
 
-        Dictionary<string, Tensor> tensors = Validate(raw, signature, body, binary);
+        Dictionary<string, Tensor> tensors = V2InputValidator.Validate(raw, signature, body, binary);
         if (outputs is null)
         {
             return new V2ParsedRequest(id, tensors, null, binaryOutputDefault);
@@ -202,14 +177,14 @@ internal static class V2InferRequestReader
         return size;
     }
 
-    private static List<RawInput> ReadInputs(ref Utf8JsonReader reader)
+    private static List<V2RawInput> ReadInputs(ref Utf8JsonReader reader)
     {
         if (reader.TokenType != JsonTokenType.StartArray)
         {
             throw Invalid("inputs", "'inputs' must be an array of tensors {name, shape, datatype, data}.");
         }
 
-        var inputs = new List<RawInput>();
+        var inputs = new List<V2RawInput>();
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             string at = $"inputs[{inputs.Count}]";
@@ -218,7 +193,7 @@ internal static class V2InferRequestReader
                 throw Invalid(at, $"'{at}' must be an object {{name, shape, datatype, data}}.");
             }
 
-            var input = new RawInput();
+            var input = new V2RawInput();
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals("name"u8))
@@ -331,299 +306,4 @@ internal static class V2InferRequestReader
 
         return names;
     }
-
-    private static Dictionary<string, Tensor> Validate(List<RawInput> raw, GraphSignature signature, ReadOnlySpan<byte> body, ReadOnlySpan<byte> binary)
-    {
-        var tensors = new Dictionary<string, Tensor>(raw.Count, StringComparer.Ordinal);
-        long batch = -1;
-        int binaryOffset = 0;
-        for (int i = 0; i < raw.Count; i++)
-        {
-            RawInput input = raw[i];
-            string at = $"inputs[{i}]";
-            string name = input.Name ?? throw Invalid($"{at}.name", $"'{at}.name' is required; this graph's inputs are {Names(signature.Inputs)}.");
-            TensorSpec spec = signature.Inputs.FirstOrDefault(s => s.Name == name)
-                ?? throw Invalid($"{at}.name", $"No input named '{name}'; this graph's inputs are {Names(signature.Inputs)}.");
-            if (tensors.ContainsKey(name))
-            {
-                throw Invalid($"{at}.name", $"Input '{name}' is given twice.");
-            }
-
-            string expected = Tensor.V2Name(spec.ElementType);
-            if (input.Datatype is null)
-            {
-                throw Invalid($"{at}.datatype", $"'{at}.datatype' is required; input '{name}' is {expected}.");
-            }
-
-            if (!string.Equals(input.Datatype, expected, StringComparison.Ordinal))
-            {
-                throw Invalid($"{at}.datatype", $"Input '{name}' is {expected}, not {input.Datatype}.");
-            }
-
-            long[] shape = input.Shape ?? throw Invalid($"{at}.shape", $"'{at}.shape' is required, e.g. {ExampleShape(spec)}.");
-            CheckShape(shape, spec, $"{at}.shape");
-            if (batch >= 0 && shape[0] != batch)
-            {
-                throw Invalid($"{at}.shape", $"All inputs need the same batch size (dim 0): '{name}' has {shape[0]}, an earlier input has {batch}.");
-            }
-
-            batch = shape[0];
-            long count = Tensor.ElementCount(shape);
-            if (count > Array.MaxLength)
-            {
-                throw Invalid($"{at}.shape", $"Shape {Format(shape)} has too many elements.");
-            }
-
-            if (input.BinarySize >= 0)
-            {
-                if (input.DataStart >= 0)
-                {
-                    throw Invalid($"{at}.data", $"Input '{name}' has both 'data' and 'parameters.binary_data_size'; send one of them.");
-                }
-
-                int size = ElementSize(spec.ElementType);
-                long needed = count * size;
-                if (input.BinarySize != needed)
-                {
-                    throw Invalid($"{at}.parameters.binary_data_size", $"Input '{name}' has binary_data_size {input.BinarySize} but shape {Format(shape)} of {expected} needs {needed} bytes ({count} elements x {size}).");
-                }
-
-                if (needed > binary.Length - binaryOffset)
-                {
-                    throw Invalid($"{at}.parameters.binary_data_size", $"Input '{name}' needs {needed} bytes of binary data at offset {binaryOffset}, but the body has only {binary.Length} bytes after the JSON header (Inference-Header-Content-Length).");
-                }
-
-                tensors[name] = new Tensor(spec.ElementType, shape, ReadBinary(binary.Slice(binaryOffset, (int)needed), spec.ElementType, (int)count));
-                binaryOffset += (int)needed;
-                continue;
-            }
-
-            if (input.DataStart < 0)
-            {
-                throw Invalid($"{at}.data", $"'{at}.data' is required (or 'parameters.binary_data_size' with binary data after the JSON header).");
-            }
-
-            ReadOnlySpan<byte> data = body.Slice(input.DataStart, input.DataLength);
-            Array values = spec.ElementType switch
-            {
-                TensorElementType.Float32 => ReadNumbers<float>(data, (int)count, $"{at}.data", shape, static (ref Utf8JsonReader r, out float v) => r.TryGetSingle(out v)),
-                TensorElementType.Float64 => ReadNumbers<double>(data, (int)count, $"{at}.data", shape, static (ref Utf8JsonReader r, out double v) => r.TryGetDouble(out v)),
-                TensorElementType.Int32 => ReadNumbers<int>(data, (int)count, $"{at}.data", shape, static (ref Utf8JsonReader r, out int v) => r.TryGetInt32(out v)),
-                TensorElementType.Int64 => ReadNumbers<long>(data, (int)count, $"{at}.data", shape, static (ref Utf8JsonReader r, out long v) => r.TryGetInt64(out v)),
-                TensorElementType.Bool => ReadBools(data, (int)count, $"{at}.data", shape),
-                _ => throw new InvalidOperationException($"Unhandled element type {spec.ElementType}."),
-            };
-            tensors[name] = new Tensor(spec.ElementType, shape, values);
-        }
-
-        if (binaryOffset != binary.Length)
-        {
-            throw Invalid("inputs", $"The body has {binary.Length} bytes of binary data after the JSON header but the inputs' binary_data_size add up to {binaryOffset}.");
-        }
-
-        foreach (TensorSpec spec in signature.Inputs)
-        {
-            if (!tensors.ContainsKey(spec.Name))
-            {
-                throw Invalid("inputs", $"Input '{spec.Name}' ({Tensor.V2Name(spec.ElementType)}, shape {ExampleShape(spec)}) is missing.");
-            }
-        }
-
-        return tensors;
-    }
-
-    private static void CheckShape(long[] shape, TensorSpec spec, string at)
-    {
-        if (shape.Length != spec.Dims.Length)
-        {
-            throw Invalid(at, $"Input '{spec.Name}' has {spec.Dims.Length} dimensions ({ExampleShape(spec)}, -1 = any), not {shape.Length}.");
-        }
-
-        if (shape.Length == 0 || shape[0] < 1)
-        {
-            throw Invalid(at, $"Input '{spec.Name}' needs a batch dimension (dim 0) of at least 1.");
-        }
-
-        for (int d = 1; d < shape.Length; d++)
-        {
-            if (spec.Dims[d] >= 0 && shape[d] != spec.Dims[d])
-            {
-                throw Invalid(at, $"Input '{spec.Name}' must have shape {ExampleShape(spec)} (-1 = any); dim {d} is {shape[d]}, not {spec.Dims[d]}.");
-            }
-        }
-    }
-
-    /// <summary>Bytes per element in the binary tensor extension (BOOL is one byte, 0 = false).</summary>
-    internal static int ElementSize(TensorElementType type) => type switch
-    {
-        TensorElementType.Float32 or TensorElementType.Int32 => 4,
-        TensorElementType.Float64 or TensorElementType.Int64 => 8,
-        TensorElementType.Bool => 1,
-        _ => throw new ArgumentOutOfRangeException(nameof(type)),
-    };
-
-    /// <summary>Little-endian bytes -> a new typed array (a straight copy on little-endian machines).</summary>
-    private static Array ReadBinary(ReadOnlySpan<byte> bytes, TensorElementType type, int count)
-    {
-        switch (type)
-        {
-            case TensorElementType.Float32:
-                var f = new float[count];
-                bytes.CopyTo(MemoryMarshal.AsBytes(f.AsSpan()));
-                FromLittleEndian(MemoryMarshal.Cast<float, int>(f.AsSpan()));
-                return f;
-            case TensorElementType.Float64:
-                var d = new double[count];
-                bytes.CopyTo(MemoryMarshal.AsBytes(d.AsSpan()));
-                FromLittleEndian(MemoryMarshal.Cast<double, long>(d.AsSpan()));
-                return d;
-            case TensorElementType.Int32:
-                var n = new int[count];
-                bytes.CopyTo(MemoryMarshal.AsBytes(n.AsSpan()));
-                FromLittleEndian(n.AsSpan());
-                return n;
-            case TensorElementType.Int64:
-                var l = new long[count];
-                bytes.CopyTo(MemoryMarshal.AsBytes(l.AsSpan()));
-                FromLittleEndian(l.AsSpan());
-                return l;
-            case TensorElementType.Bool:
-                // Not a byte copy: a bool must hold 0 or 1, and clients may send any non-zero byte for true.
-                var b = new bool[count];
-                for (int i = 0; i < count; i++)
-                {
-                    b[i] = bytes[i] != 0;
-                }
-
-                return b;
-            default:
-                throw new InvalidOperationException($"Unhandled element type {type}.");
-        }
-    }
-
-    private static void FromLittleEndian(Span<int> values)
-    {
-        if (!BitConverter.IsLittleEndian)
-        {
-            BinaryPrimitives.ReverseEndianness(values, values);
-        }
-    }
-
-    private static void FromLittleEndian(Span<long> values)
-    {
-        if (!BitConverter.IsLittleEndian)
-        {
-            BinaryPrimitives.ReverseEndianness(values, values);
-        }
-    }
-
-    private delegate bool TryGet<T>(ref Utf8JsonReader reader, out T value);
-
-    /// <summary>Flattens a (possibly nested) JSON array of numbers into exactly <paramref name="count"/> values.</summary>
-    private static T[] ReadNumbers<T>(ReadOnlySpan<byte> json, int count, string at, long[] shape, TryGet<T> tryGet)
-    {
-        var values = new T[count];
-        var reader = new Utf8JsonReader(json, ReaderOptions);
-        int n = 0;
-        while (reader.Read())
-        {
-            switch (reader.TokenType)
-            {
-                case JsonTokenType.StartArray or JsonTokenType.EndArray:
-                    continue;
-                case JsonTokenType.Number:
-                    if (n >= count)
-                    {
-                        throw CountMismatch(at, CountElements(json), count, shape);
-                    }
-
-                    if (!tryGet(ref reader, out values[n]))
-                    {
-                        throw Invalid(at, $"'{at}' element {n} ({System.Text.Encoding.UTF8.GetString(reader.ValueSpan)}) is not a valid {typeof(T).Name} for this input.");
-                    }
-
-                    n++;
-                    break;
-                default:
-                    throw Invalid(at, $"'{at}' element {n} is {Describe(reader.TokenType)}; this input's data must be numbers.");
-            }
-        }
-
-        if (n != count)
-        {
-            throw CountMismatch(at, n, count, shape);
-        }
-
-        return values;
-    }
-
-    private static bool[] ReadBools(ReadOnlySpan<byte> json, int count, string at, long[] shape)
-    {
-        var values = new bool[count];
-        var reader = new Utf8JsonReader(json, ReaderOptions);
-        int n = 0;
-        while (reader.Read())
-        {
-            if (reader.TokenType is JsonTokenType.StartArray or JsonTokenType.EndArray)
-            {
-                continue;
-            }
-
-            if (reader.TokenType is not (JsonTokenType.True or JsonTokenType.False))
-            {
-                throw Invalid(at, $"'{at}' element {n} is {Describe(reader.TokenType)}; BOOL data must be true or false.");
-            }
-
-            if (n >= count)
-            {
-                throw CountMismatch(at, CountElements(json), count, shape);
-            }
-
-            values[n++] = reader.TokenType == JsonTokenType.True;
-        }
-
-        if (n != count)
-        {
-            throw CountMismatch(at, n, count, shape);
-        }
-
-        return values;
-    }
-
-    private static int CountElements(ReadOnlySpan<byte> json)
-    {
-        var reader = new Utf8JsonReader(json, ReaderOptions);
-        int n = 0;
-        while (reader.Read())
-        {
-            if (reader.TokenType is not (JsonTokenType.StartArray or JsonTokenType.EndArray))
-            {
-                n++;
-            }
-        }
-
-        return n;
-    }
-
-    private static RequestValidationException CountMismatch(string at, int got, int expected, long[] shape) =>
-        Invalid(at, $"'{at}' has {got} elements but shape {Format(shape)} needs {expected}.");
-
-    private static string Describe(JsonTokenType token) => token switch
-    {
-        JsonTokenType.String => "a string",
-        JsonTokenType.Null => "null",
-        JsonTokenType.True or JsonTokenType.False => "a boolean",
-        JsonTokenType.StartObject => "an object",
-        JsonTokenType.Number => "a number",
-        _ => token.ToString(),
-    };
-
-    private static string Names(IReadOnlyList<TensorSpec> specs) =>
-        string.Join(", ", specs.Select(s => $"'{s.Name}' ({Tensor.V2Name(s.ElementType)} {ExampleShape(s)})"));
-
-    private static string ExampleShape(TensorSpec spec) => Format(spec.Dims);
-
-    private static string Format(long[] dims) => "[" + string.Join(", ", dims) + "]";
-
-    private static RequestValidationException Invalid(string field, string detail) => new(field, detail);
 }

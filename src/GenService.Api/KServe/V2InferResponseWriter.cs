@@ -1,8 +1,6 @@
 using System.Buffers;
-using System.Buffers.Binary;
 using System.Globalization;
 using System.IO.Pipelines;
-using System.Runtime.InteropServices;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using GenService.Inference.Runtime;
@@ -71,7 +69,7 @@ internal static class V2InferResponseWriter
                 WriteTensorStart(writer, name, tensor);
                 if (request.IsBinary(name))
                 {
-                    long size = (long)tensor.Data.Length * V2InferRequestReader.ElementSize(tensor.ElementType);
+                    long size = (long)tensor.Data.Length * V2BinaryTensorData.ElementSize(tensor.ElementType);
                     binaryBytes += size;
                     writer.WriteStartObject("parameters"u8);
                     writer.WriteNumber("binary_data_size"u8, size);
@@ -113,57 +111,18 @@ internal static class V2InferResponseWriter
     {
         if (!BitConverter.IsLittleEndian)
         {
-            data = ToLittleEndianCopy(data);
+            data = V2BinaryTensorData.ToLittleEndianCopy(data);
         }
 
         int total = Buffer.ByteLength(data);
         for (int start = 0; start < total; start += BinaryChunkBytes)
         {
             int length = Math.Min(BinaryChunkBytes, total - start);
-            pipe.Write(Bytes(data).Slice(start, length));
+            pipe.Write(V2BinaryTensorData.AsBytes(data).Slice(start, length));
             if (start + length < total)
             {
                 await pipe.FlushAsync(cancellationToken);
             }
-        }
-    }
-
-    private static ReadOnlySpan<byte> Bytes(Array data) => data switch
-    {
-        float[] f => MemoryMarshal.AsBytes(f.AsSpan()),
-        double[] d => MemoryMarshal.AsBytes(d.AsSpan()),
-        int[] n => MemoryMarshal.AsBytes(n.AsSpan()),
-        long[] l => MemoryMarshal.AsBytes(l.AsSpan()),
-
-        // A .NET bool is one byte holding 0 or 1: exactly the extension's BOOL encoding.
-        bool[] b => MemoryMarshal.AsBytes(b.AsSpan()),
-        _ => throw new InvalidOperationException($"Unsupported tensor data {data.GetType().Name}."),
-    };
-
-    private static Array ToLittleEndianCopy(Array data)
-    {
-        switch (data)
-        {
-            case float[] f:
-                var fc = (float[])f.Clone();
-                Span<int> fi = MemoryMarshal.Cast<float, int>(fc.AsSpan());
-                BinaryPrimitives.ReverseEndianness(fi, fi);
-                return fc;
-            case double[] d:
-                var dc = (double[])d.Clone();
-                Span<long> dl = MemoryMarshal.Cast<double, long>(dc.AsSpan());
-                BinaryPrimitives.ReverseEndianness(dl, dl);
-                return dc;
-            case int[] n:
-                var nc = (int[])n.Clone();
-                BinaryPrimitives.ReverseEndianness(nc, nc);
-                return nc;
-            case long[] l:
-                var lc = (long[])l.Clone();
-                BinaryPrimitives.ReverseEndianness(lc, lc);
-                return lc;
-            default:
-                return data;
         }
     }
 

@@ -42,12 +42,11 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly GenServiceMetrics? _metrics;
     private readonly ILogger _logger;
-    private readonly IReadOnlyList<string> _allOutputs;
-    private readonly HashSet<string> _outputSet;
+    private readonly InferenceRequestValidator _validator;
     private readonly IDisposable? _depthRegistration;
 
     private readonly Lock _lock = new();
-    private readonly LinkedList<Chunk> _queue = new();
+    private readonly LinkedList<RequestChunk> _queue = new();
     private readonly SemaphoreSlim _slots;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _loop;
@@ -78,8 +77,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         _time = time;
         _metrics = metrics;
         _logger = logger ?? NullLogger.Instance;
-        _allOutputs = [.. signature.Outputs.Select(o => o.Name)];
-        _outputSet = [.. _allOutputs];
+        _validator = new InferenceRequestValidator(V2Name, signature);
         _slots = new SemaphoreSlim(settings.Concurrency, settings.Concurrency);
         _depthRegistration = metrics?.RegisterQueue(modelName, role, () => Volatile.Read(ref _queuedRows));
         _loop = Task.Run(RunLoopAsync);
@@ -101,11 +99,17 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
     /// <summary>Rows waiting in the queue now.</summary>
     public int QueuedRows => Volatile.Read(ref _queuedRows);
 
+    /// <summary>The batcher's clock, which its <see cref="PendingRequest"/>s measure their queue time with.</summary>
+    internal TimeProvider Time => _time;
+
+    /// <summary>Where a <see cref="PendingRequest"/> records that its deadline passed or its caller cancelled.</summary>
+    internal GenServiceMetrics? Metrics => _metrics;
+
     public ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        Tensor[] ordered = ValidateInputs(request, out int rows);
-        IReadOnlyList<string> wanted = ValidateOutputs(request);
+        Tensor[] ordered = _validator.ValidateInputs(request, out int rows);
+        IReadOnlyList<string> wanted = _validator.ValidateOutputs(request);
         if (rows > _settings.MaxQueueSize)
         {
             throw new RequestValidationException("inputs", $"The request has {rows} rows but the queue of '{V2Name}' holds at most {_settings.MaxQueueSize}; send fewer rows per request.");
@@ -121,7 +125,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
             throw new DeadlineExceededException(V2Name, request.Deadline is null ? _settings.DefaultDeadline : TimeSpan.Zero);
         }
 
-        var pending = new Pending(this, request, ordered, rows, wanted, _time.GetTimestamp(), untilDeadline);
+        var pending = new PendingRequest(this, request, ordered, rows, wanted, _time.GetTimestamp(), untilDeadline);
         lock (_lock)
         {
             if (_closed)
@@ -135,7 +139,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
                 throw new QueueFullException(V2Name, _settings.MaxQueueSize, RetryAfterLocked());
             }
 
-            foreach (Chunk chunk in pending.Chunks)
+            foreach (RequestChunk chunk in pending.Chunks)
             {
                 _queue.AddLast(chunk.Node);
             }
@@ -148,10 +152,10 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         }
 
         // Registered after queueing: if they fire at once they find the chunks and remove them.
-        pending.DeadlineTimer = _time.CreateTimer(static s => ((Pending)s!).OnDeadline(), pending, untilDeadline, Timeout.InfiniteTimeSpan);
+        pending.DeadlineTimer = _time.CreateTimer(static s => ((PendingRequest)s!).OnDeadline(), pending, untilDeadline, Timeout.InfiniteTimeSpan);
         if (cancellationToken.CanBeCanceled)
         {
-            pending.Registration = cancellationToken.UnsafeRegister(static (s, ct) => ((Pending)s!).OnCancelled(ct), pending);
+            pending.Registration = cancellationToken.UnsafeRegister(static (s, ct) => ((PendingRequest)s!).OnCancelled(ct), pending);
         }
 
         if (pending.IsDone)
@@ -210,7 +214,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
     /// <summary>Closes at once: queued requests fail with <see cref="ModelNotReadyException"/>; running batches finish first.</summary>
     public async ValueTask DisposeAsync()
     {
-        List<Pending> orphans = [];
+        List<PendingRequest> orphans = [];
         lock (_lock)
         {
             if (!_closed)
@@ -219,7 +223,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
                 _closedReason = "it was disposed";
             }
 
-            foreach (Chunk c in _queue)
+            foreach (RequestChunk c in _queue)
             {
                 if (!orphans.Contains(c.Owner))
                 {
@@ -228,7 +232,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
             }
         }
 
-        foreach (Pending p in orphans)
+        foreach (PendingRequest p in orphans)
         {
             p.Fail(new ModelNotReadyException(ModelName, "the model was unloaded while the request waited."), removeQueued: true);
         }
@@ -263,84 +267,6 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         _executor.Dispose();
     }
 
-    private Tensor[] ValidateInputs(InferenceRequest request, out int rows)
-    {
-        IReadOnlyList<TensorSpec> specs = Signature.Inputs;
-        var ordered = new Tensor[specs.Count];
-        rows = -1;
-        for (int i = 0; i < specs.Count; i++)
-        {
-            TensorSpec spec = specs[i];
-            if (!request.Inputs.TryGetValue(spec.Name, out Tensor? t))
-            {
-                throw new RequestValidationException($"inputs.{spec.Name}", $"Graph '{V2Name}' needs the input '{spec.Name}'; it takes {string.Join(", ", specs.Select(s => s.Name))}.");
-            }
-
-            if (t.ElementType != spec.ElementType)
-            {
-                throw new RequestValidationException($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' is {Tensor.V2Name(spec.ElementType)}, not {Tensor.V2Name(t.ElementType)}.");
-            }
-
-            if (t.Shape.Length != spec.Dims.Length || t.Shape.Length == 0)
-            {
-                throw new RequestValidationException($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' has rank {spec.Dims.Length} (shape [{FormatDims(spec.Dims)}]), not {t.Shape.Length}.");
-            }
-
-            for (int d = 1; d < spec.Dims.Length; d++)
-            {
-                if (spec.Dims[d] >= 0 && spec.Dims[d] != t.Shape[d])
-                {
-                    throw new RequestValidationException($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' has shape [{FormatDims(spec.Dims)}], got [{string.Join(",", t.Shape)}].");
-                }
-            }
-
-            int r = t.Rows;
-            if (rows == -1)
-            {
-                rows = r;
-            }
-            else if (rows != r)
-            {
-                throw new RequestValidationException($"inputs.{spec.Name}", $"All inputs of one request share dimension 0: '{spec.Name}' has {r} rows, others {rows}.");
-            }
-
-            ordered[i] = t;
-        }
-
-        if (request.Inputs.Count != specs.Count)
-        {
-            string unknown = request.Inputs.Keys.First(k => specs.All(s => s.Name != k));
-            throw new RequestValidationException($"inputs.{unknown}", $"Graph '{V2Name}' has no input '{unknown}'; it takes {string.Join(", ", specs.Select(s => s.Name))}.");
-        }
-
-        if (rows < 1)
-        {
-            throw new RequestValidationException("inputs", $"A request to '{V2Name}' needs at least one row along dimension 0.");
-        }
-
-        return ordered;
-    }
-
-    private IReadOnlyList<string> ValidateOutputs(InferenceRequest request)
-    {
-        if (request.Outputs is null)
-        {
-            return _allOutputs;
-        }
-
-        foreach (string name in request.Outputs)
-        {
-            if (!_outputSet.Contains(name))
-            {
-                throw new RequestValidationException("outputs", $"Graph '{V2Name}' has no output '{name}'; it has {string.Join(", ", _allOutputs)}.");
-            }
-        }
-
-        return request.Outputs;
-    }
-
-    private static string FormatDims(long[] dims) => string.Join(",", dims.Select(d => d < 0 ? "?" : d.ToString()));
-
     private TimeSpan RetryAfterLocked()
     {
         // Batches ahead of a new request, spread over the sessions, at the recent batch time.
@@ -355,7 +281,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         while (!stopping.IsCancellationRequested)
         {
             await _slots.WaitAsync(stopping).ConfigureAwait(false);
-            List<Chunk>? batch = null;
+            List<RequestChunk>? batch = null;
             int rows = 0;
             try
             {
@@ -367,16 +293,16 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
                 throw;
             }
 
-            List<Chunk> taken = batch;
+            List<RequestChunk> taken = batch;
             int takenRows = rows;
             _ = Task.Run(() => RunBatchAsync(taken, takenRows), CancellationToken.None);
         }
     }
 
     /// <summary>Waits (holding a free slot) until a batch is due, and takes it out of the queue.</summary>
-    private async Task<(List<Chunk> Batch, int Rows)> NextBatchAsync(CancellationToken stopping)
+    private async Task<(List<RequestChunk> Batch, int Rows)> NextBatchAsync(CancellationToken stopping)
     {
-        List<Chunk>? batch = null;
+        List<RequestChunk>? batch = null;
         int rows = 0;
         while (batch is null)
         {
@@ -420,25 +346,25 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         return (batch, rows);
     }
 
-    private bool TryTakeBatchLocked(out List<Chunk> batch, out int rows, out TimeSpan? dueIn)
+    private bool TryTakeBatchLocked(out List<RequestChunk> batch, out int rows, out TimeSpan? dueIn)
     {
         batch = null!;
         rows = 0;
         dueIn = null;
-        LinkedListNode<Chunk>? first = _queue.First;
+        LinkedListNode<RequestChunk>? first = _queue.First;
         if (first is null)
         {
             return false;
         }
 
-        Chunk head = first.Value;
+        RequestChunk head = first.Value;
         int max = _settings.MaxBatchSize;
         TimeSpan waited = _time.GetElapsedTime(head.Owner.EnqueuedAt);
         if (waited < _settings.MaxQueueDelay)
         {
             int compatibleRows = 0;
             bool now = false;
-            for (LinkedListNode<Chunk>? n = first; n is not null && compatibleRows < max; n = n.Next)
+            for (LinkedListNode<RequestChunk>? n = first; n is not null && compatibleRows < max; n = n.Next)
             {
                 if (Compatible(head.Owner, n.Value.Owner))
                 {
@@ -456,12 +382,12 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
 
         // A batch holds at most one caller-made batch (a DispatchImmediately request): a scheduler that splits an
         // iteration over the graph's sessions sends its parts together, and merging them here would undo the split.
-        Pending? premade = null;
+        PendingRequest? premade = null;
         batch = [];
-        for (LinkedListNode<Chunk>? n = first; n is not null;)
+        for (LinkedListNode<RequestChunk>? n = first; n is not null;)
         {
-            LinkedListNode<Chunk>? next = n.Next;
-            Chunk c = n.Value;
+            LinkedListNode<RequestChunk>? next = n.Next;
+            RequestChunk c = n.Value;
             bool another = c.Owner.Request.DispatchImmediately && premade is not null && !ReferenceEquals(premade, c.Owner);
             if (!another && Compatible(head.Owner, c.Owner))
             {
@@ -488,7 +414,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
     }
 
     /// <summary>Same non-batch shape for every input (dtypes are fixed by the signature).</summary>
-    private static bool Compatible(Pending a, Pending b)
+    private static bool Compatible(PendingRequest a, PendingRequest b)
     {
         if (ReferenceEquals(a, b))
         {
@@ -506,12 +432,12 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         return true;
     }
 
-    private async Task RunBatchAsync(List<Chunk> batch, int rows)
+    private async Task RunBatchAsync(List<RequestChunk> batch, int rows)
     {
         try
         {
             long start = _time.GetTimestamp();
-            foreach (Chunk c in batch)
+            foreach (RequestChunk c in batch)
             {
                 if (c.Owner.MarkStarted(start, out TimeSpan queued))
                 {
@@ -519,8 +445,8 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
                 }
             }
 
-            IReadOnlyDictionary<string, Tensor> inputs = Assemble(batch, rows);
-            IReadOnlyList<string> outputs = UnionOutputs(batch);
+            IReadOnlyDictionary<string, Tensor> inputs = BatchTensors.Assemble(batch, rows, Signature.Inputs);
+            IReadOnlyList<string> outputs = BatchTensors.UnionOutputs(batch, _validator.AllOutputs);
             bool whole = batch.Count == 1 && batch[0].Rows == batch[0].Owner.Rows;
             IReadOnlyDictionary<string, Tensor> result;
             try
@@ -539,7 +465,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
             catch (Exception ex)
             {
                 Log.BatchFailed(_logger, V2Name, rows, ex);
-                foreach (Chunk c in batch)
+                foreach (RequestChunk c in batch)
                 {
                     c.Owner.Fail(ex, removeQueued: true);
                 }
@@ -556,7 +482,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
             }
 
             int offset = 0;
-            foreach (Chunk c in batch)
+            foreach (RequestChunk c in batch)
             {
                 c.Owner.Deliver(c, result, offset, rows, compute, whole);
                 offset += c.Rows;
@@ -569,71 +495,31 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         }
     }
 
-    private IReadOnlyDictionary<string, Tensor> Assemble(List<Chunk> batch, int rows)
+    /// <summary>
+    /// Takes those of <paramref name="chunks"/> that are still queued out of the queue (a request cancelled, past its
+    /// deadline or failed). Returns whether any was still there.
+    /// </summary>
+    internal bool RemoveQueued(RequestChunk[] chunks)
     {
-        if (batch.Count == 1 && batch[0].Rows == batch[0].Owner.Rows)
+        lock (_lock)
         {
-            // One whole request: its tensors go to the graph as they are, no copy.
-            return batch[0].Owner.Request.Inputs;
-        }
-
-        IReadOnlyList<TensorSpec> specs = Signature.Inputs;
-        var inputs = new Dictionary<string, Tensor>(specs.Count, StringComparer.Ordinal);
-        for (int i = 0; i < specs.Count; i++)
-        {
-            Tensor first = batch[0].Owner.Inputs[i];
-            long[] shape = (long[])first.Shape.Clone();
-            shape[0] = rows;
-            int rowBytes = RowBytes(first);
-            Array data = Array.CreateInstance(Tensor.ClrType(first.ElementType), Tensor.ElementCount(shape));
-            int at = 0;
-            foreach (Chunk c in batch)
+            bool any = false;
+            foreach (RequestChunk c in chunks)
             {
-                Buffer.BlockCopy(c.Owner.Inputs[i].Data, c.Offset * rowBytes, data, at, c.Rows * rowBytes);
-                at += c.Rows * rowBytes;
-            }
-
-            inputs[specs[i].Name] = new Tensor(first.ElementType, shape, data);
-        }
-
-        return inputs;
-    }
-
-    private IReadOnlyList<string> UnionOutputs(List<Chunk> batch)
-    {
-        IReadOnlyList<string> first = batch[0].Owner.Wanted;
-        foreach (Chunk c in batch)
-        {
-            if (!ReferenceEquals(c.Owner.Wanted, first) && !c.Owner.Wanted.SequenceEqual(first))
-            {
-                var union = new HashSet<string>(StringComparer.Ordinal);
-                foreach (Chunk d in batch)
+                if (c.Node.List is not null)
                 {
-                    union.UnionWith(d.Owner.Wanted);
+                    _queue.Remove(c.Node);
+                    _queuedRows -= c.Rows;
+                    any = true;
                 }
-
-                return [.. _allOutputs.Where(union.Contains)];
             }
+
+            return any;
         }
-
-        return first;
     }
 
-    internal static int RowBytes(Tensor t)
-    {
-        long perRow = t.Shape.Length == 0 ? 1 : Tensor.ElementCount(t.Shape.AsSpan(1));
-        return checked((int)(perRow * ElementSize(t.ElementType)));
-    }
-
-    internal static int ElementSize(TensorElementType type) => type switch
-    {
-        TensorElementType.Float32 or TensorElementType.Int32 => 4,
-        TensorElementType.Float64 or TensorElementType.Int64 => 8,
-        TensorElementType.Bool => 1,
-        _ => throw new ArgumentOutOfRangeException(nameof(type)),
-    };
-
-    private void ReleaseBusy()
+    /// <summary>One accepted request or running batch has finished; at zero, wakes <see cref="DrainAndCloseAsync"/>.</summary>
+    internal void ReleaseBusy()
     {
         TaskCompletionSource? idle = null;
         lock (_lock)
@@ -648,226 +534,5 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         }
 
         idle?.TrySetResult();
-    }
-
-    /// <summary>One slice of a request's rows; the unit of the queue.</summary>
-    private sealed class Chunk
-    {
-        public Chunk(Pending owner, int offset, int rows)
-        {
-            Owner = owner;
-            Offset = offset;
-            Rows = rows;
-            Node = new LinkedListNode<Chunk>(this);
-        }
-
-        public Pending Owner { get; }
-
-        public int Offset { get; }
-
-        public int Rows { get; }
-
-        public LinkedListNode<Chunk> Node { get; }
-    }
-
-    /// <summary>One caller's request from enqueue to completion.</summary>
-    private sealed class Pending
-    {
-        private readonly DynamicBatcher _owner;
-        private readonly Lock _gate = new();
-        private readonly TimeSpan _deadline;
-        private int _done;
-        private int _remaining;
-        private bool _started;
-        private TimeSpan _queueTime;
-        private TimeSpan _compute;
-        private int _maxBatch;
-        private Dictionary<string, Tensor>? _outputs;
-
-        public Pending(DynamicBatcher owner, InferenceRequest request, Tensor[] inputs, int rows, IReadOnlyList<string> wanted, long enqueuedAt, TimeSpan deadline)
-        {
-            _owner = owner;
-            Request = request;
-            Inputs = inputs;
-            Rows = rows;
-            Wanted = wanted;
-            EnqueuedAt = enqueuedAt;
-            _deadline = deadline;
-            int max = owner._settings.MaxBatchSize;
-            int count = (rows + max - 1) / max;
-            Chunks = new Chunk[count];
-            for (int i = 0; i < count; i++)
-            {
-                Chunks[i] = new Chunk(this, i * max, Math.Min(max, rows - (i * max)));
-            }
-
-            _remaining = count;
-        }
-
-        public InferenceRequest Request { get; }
-
-        public Tensor[] Inputs { get; }
-
-        public int Rows { get; }
-
-        public IReadOnlyList<string> Wanted { get; }
-
-        public long EnqueuedAt { get; }
-
-        public Chunk[] Chunks { get; }
-
-        public TaskCompletionSource<InferenceResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public ITimer? DeadlineTimer { get; set; }
-
-        public CancellationTokenRegistration Registration { get; set; }
-
-        public bool IsDone => Volatile.Read(ref _done) != 0;
-
-        /// <summary>First batch start: records the queue time once.</summary>
-        public bool MarkStarted(long startTimestamp, out TimeSpan queued)
-        {
-            lock (_gate)
-            {
-                queued = default;
-                if (_started)
-                {
-                    return false;
-                }
-
-                _started = true;
-                _queueTime = _owner._time.GetElapsedTime(EnqueuedAt, startTimestamp);
-                queued = _queueTime;
-                return true;
-            }
-        }
-
-        public void Deliver(Chunk chunk, IReadOnlyDictionary<string, Tensor> batchOutputs, int batchOffset, int batchRows, TimeSpan compute, bool whole)
-        {
-            InferenceResult? result = null;
-            lock (_gate)
-            {
-                if (IsDone)
-                {
-                    return;
-                }
-
-                _compute += compute;
-                _maxBatch = Math.Max(_maxBatch, batchRows);
-                if (whole)
-                {
-                    _outputs = new Dictionary<string, Tensor>(Wanted.Count, StringComparer.Ordinal);
-                    foreach (string name in Wanted)
-                    {
-                        _outputs[name] = batchOutputs[name];
-                    }
-                }
-                else
-                {
-                    _outputs ??= new Dictionary<string, Tensor>(Wanted.Count, StringComparer.Ordinal);
-                    foreach (string name in Wanted)
-                    {
-                        Tensor src = batchOutputs[name];
-                        if (!_outputs.TryGetValue(name, out Tensor? dst))
-                        {
-                            long[] shape = (long[])src.Shape.Clone();
-                            shape[0] = Rows;
-                            dst = new Tensor(src.ElementType, shape, Array.CreateInstance(Tensor.ClrType(src.ElementType), Tensor.ElementCount(shape)));
-                            _outputs[name] = dst;
-                        }
-
-                        int rowBytes = RowBytes(src);
-                        Buffer.BlockCopy(src.Data, batchOffset * rowBytes, dst.Data, chunk.Offset * rowBytes, chunk.Rows * rowBytes);
-                    }
-                }
-
-                if (--_remaining == 0)
-                {
-                    result = new InferenceResult { Outputs = _outputs, QueueTime = _queueTime, ComputeTime = _compute, BatchSize = _maxBatch };
-                }
-            }
-
-            if (result is not null && TryFinish())
-            {
-                Completion.TrySetResult(result);
-            }
-        }
-
-        public void OnDeadline()
-        {
-            if (IsDone || !RemoveQueued(requireQueued: true))
-            {
-                // Every chunk already runs: the deadline only bounds the time spent waiting.
-                return;
-            }
-
-            if (TryFinish())
-            {
-                _owner._metrics?.RecordRejected(_owner.ModelName, _owner.Role, "deadline");
-                Completion.TrySetException(new DeadlineExceededException(_owner.V2Name, _deadline));
-            }
-        }
-
-        public void OnCancelled(CancellationToken token)
-        {
-            RemoveQueued(requireQueued: false);
-            if (TryFinish())
-            {
-                _owner._metrics?.RecordCancelled(_owner.ModelName, _owner.Role);
-                Completion.TrySetCanceled(token);
-            }
-        }
-
-        public void Fail(Exception ex, bool removeQueued)
-        {
-            if (removeQueued)
-            {
-                RemoveQueued(requireQueued: false);
-            }
-
-            if (TryFinish())
-            {
-                Completion.TrySetException(ex);
-            }
-        }
-
-        public void ReleaseHooks()
-        {
-            DeadlineTimer?.Dispose();
-            Registration.Unregister();
-        }
-
-        /// <summary>Takes this request's chunks out of the queue. Returns whether any was still there.</summary>
-        private bool RemoveQueued(bool requireQueued)
-        {
-            lock (_owner._lock)
-            {
-                bool any = false;
-                foreach (Chunk c in Chunks)
-                {
-                    if (c.Node.List is not null)
-                    {
-                        _owner._queue.Remove(c.Node);
-                        _owner._queuedRows -= c.Rows;
-                        any = true;
-                    }
-                }
-
-                return any || !requireQueued;
-            }
-        }
-
-        /// <summary>Exactly one of deliver / cancel / deadline / failure completes the request.</summary>
-        private bool TryFinish()
-        {
-            if (Interlocked.Exchange(ref _done, 1) != 0)
-            {
-                return false;
-            }
-
-            ReleaseHooks();
-            _owner.ReleaseBusy();
-            return true;
-        }
     }
 }
