@@ -380,7 +380,7 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
             }
         }
 
-        // A batch holds at most one caller-made batch (a DispatchImmediately request): a scheduler that splits an
+        // A batch holds at most one caller-made batch (a DispatchImmediately request): an iteration loop that splits an
         // iteration over the graph's sessions sends its parts together, and merging them here would undo the split.
         PendingRequest? premade = null;
         batch = [];
