@@ -39,7 +39,7 @@ from transformer import TinyGPT  # noqa: E402
 sys.path.insert(0, os.path.join(REPO, "tests", "GenService.Sampling.Tests", "Reference"))
 import philox_ref  # noqa: E402  (independent numpy NoiseStream)
 
-TOKEN_STREAM = 2  # SeedStreams.Tokens = NoiseStreamIds.TokenSampling: one uniform per generated token of sample i
+TOKEN_STREAM = 2  # NoiseStreamIds.TokenSampling: one uniform per generated token of sample i
 
 MODELS = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(REPO, "models")
 OUT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "ar_reference.json")
