@@ -40,7 +40,9 @@ public sealed class DiffusionLoopRegistryTests
         {
         }
 
-        // v1 is unloaded: its runner refuses work. The request fails with 503's exception and the loop is dropped.
+        // v1 is unloaded: its runner refuses work. The request fails with 503's exception and the loop is dropped. The
+        // loop fails its requests first and then tells the registry: the test awaits that, not the request's failure.
+        DiffusionIterationLoop v1Loop = registry.For(a);
         v1.Closed = true;
         await Assert.ThrowsAsync<ModelNotReadyException>(async () =>
         {
@@ -48,6 +50,7 @@ public sealed class DiffusionLoopRegistryTests
             {
             }
         });
+        await v1Loop.WhenClosed.WaitAsync(TimeSpan.FromSeconds(10), Ct);
         Assert.DoesNotContain(registry.Loops, s => ReferenceEquals(s.Denoiser, v1));
         Assert.Contains(registry.Loops, s => ReferenceEquals(s.Denoiser, v2));
     }
