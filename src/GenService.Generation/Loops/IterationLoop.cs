@@ -76,6 +76,7 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
     private readonly LinkedList<IterationRequest<TItem, TEvent>> _waiting = new();
     private readonly List<TItem> _active = [];
     private readonly HashSet<TRequest> _requests = [];
+    private readonly TaskCompletionSource _closedForGood = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly int _maxQueuedItems;
     private int _activeRows;
     private int _queuedItems;
@@ -124,6 +125,9 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
 
     /// <summary>Called once when the loop closes for good (the registry forgets the loop).</summary>
     protected Action? OnClosed { get; set; }
+
+    /// <summary>Completes once the loop has closed for good and <see cref="OnClosed"/> has run (tests await it).</summary>
+    internal Task WhenClosed => _closedForGood.Task;
 
     /// <summary>Rows an item takes in a call (a guided diffusion sample: 2).</summary>
     protected abstract int RowsOf(TItem item);
@@ -381,6 +385,7 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
 
         LogClosed(reason.Message);
         OnClosed?.Invoke();
+        _closedForGood.TrySetResult();
     }
 
     /// <summary>Stops the loop; waiting and running requests fail with <see cref="ModelNotReadyException"/>.</summary>

@@ -64,6 +64,12 @@ internal sealed class RepositoryStartupService(ModelRepository repository, IOpti
     private readonly CancellationTokenSource _stopping = new();
     private Task _scan = Task.CompletedTask;
 
+    /// <summary>
+    /// The scan started by <see cref="StartAsync"/>: completes once every model folder found at startup is listed and,
+    /// with LoadOnStartup, has loaded or failed (tests await it instead of polling the repository).
+    /// </summary>
+    internal Task Scan => _scan;
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         bool load = options.Value.LoadOnStartup;

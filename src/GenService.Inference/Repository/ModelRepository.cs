@@ -301,6 +301,15 @@ internal sealed class ModelRepository : IModelRepository, IAsyncDisposable
         }
     }
 
+    /// <summary>Completes once every version retired so far has drained and closed (tests await it instead of sleeping).</summary>
+    internal Task RetiredAsync()
+    {
+        lock (_lock)
+        {
+            return Task.WhenAll(_retiring);
+        }
+    }
+
     private void SetEntry(Slot slot, ModelEntry entry)
     {
         lock (_lock)

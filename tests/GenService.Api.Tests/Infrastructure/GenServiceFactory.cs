@@ -1,7 +1,9 @@
+using GenService.Inference.Hosting;
 using GenService.Inference.Repository;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace GenService.Api.Tests.Infrastructure;
 
@@ -61,33 +63,36 @@ public sealed class GenServiceFactory : WebApplicationFactory<Program>, IAsyncLi
 
     public async ValueTask InitializeAsync()
     {
-        _ = Server; // starts the host
+        _ = Server; // starts the host, and with it the repository's startup scan
         await WaitForModelsAsync(TimeSpan.FromMinutes(3));
     }
 
-    /// <summary>Until every model folder in the repository is listed and none is still loading.</summary>
+    /// <summary>
+    /// Until the repository's startup scan has ended (awaited, not polled): every model folder is then listed and
+    /// none is still loading. <paramref name="timeout"/> only keeps a broken load from hanging the test run.
+    /// </summary>
     public async Task WaitForModelsAsync(TimeSpan timeout)
     {
+        RepositoryStartupService startup = Services.GetServices<IHostedService>().OfType<RepositoryStartupService>().Single();
+        try
+        {
+            await startup.Scan.WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"Models in {ModelRepository} still loading after {timeout}: {States()}");
+        }
+
         int folders = Directory.Exists(ModelRepository)
             ? Directory.GetDirectories(ModelRepository).Count(d => File.Exists(Path.Combine(d, "model.json")))
             : 0;
-        using var cts = new CancellationTokenSource(timeout);
-        while (true)
+        IReadOnlyList<ModelEntry> entries = Repository.List();
+        if (entries.Count < folders || entries.Any(e => e.State == ModelState.Loading))
         {
-            IReadOnlyList<ModelEntry> entries = Repository.List();
-            if (entries.Count >= folders && entries.All(e => e.State != ModelState.Loading))
-            {
-                return;
-            }
-
-            if (cts.IsCancellationRequested)
-            {
-                throw new TimeoutException($"Models in {ModelRepository} still loading after {timeout}: "
-                    + string.Join(", ", entries.Select(e => $"{e.Name}={e.State}")));
-            }
-
-            await Task.Delay(50, CancellationToken.None);
+            throw new InvalidOperationException($"The startup scan of {ModelRepository} ended with {entries.Count} of {folders} folders listed: {States()}");
         }
+
+        string States() => string.Join(", ", Repository.List().Select(e => $"{e.Name}={e.State}"));
     }
 
     public override async ValueTask DisposeAsync()

@@ -50,18 +50,39 @@ public sealed class DiffusionSchedulerTests
         return (all, Assert.IsType<DiffusionCompleted>(all[^1]));
     }
 
+    /// <summary>
+    /// Runs <paramref name="jobs"/> on the loop with a known arrival: the first alone in the first iteration, held at
+    /// the gate until every other job is queued, so the second iteration admits all of them at once (as many rows as
+    /// the cap allows). Without the hold, how many requests share an iteration depends on when each one arrives.
+    /// </summary>
+    private static async Task<(List<DiffusionEvent> Events, DiffusionCompleted Done)[]> CrowdAsync(
+        ScriptedDenoiser gated, DiffusionIterationLoop loop, DiffusionJob[] jobs, Func<Task>? afterArrival = null)
+    {
+        Task<(List<DiffusionEvent>, DiffusionCompleted)> first = DrainAsync(loop.RunAsync(jobs[0], Ct));
+        await gated.WhenEntered(1);
+        Task<(List<DiffusionEvent>, DiffusionCompleted)>[] rest = [.. jobs.Skip(1).Select(j => DrainAsync(loop.RunAsync(j, Ct)))];
+        Assert.Equal(jobs.Length, loop.ActiveRequests); // queued synchronously by RunAsync's first MoveNextAsync
+        if (afterArrival is not null)
+        {
+            await afterArrival();
+        }
+
+        gated.Open();
+        return await Task.WhenAll([first, .. rest]);
+    }
+
     [Fact]
     public async Task A_crowd_of_mixed_requests_gives_each_the_samples_of_the_request_level_loop()
     {
         var alone = new ScriptedDenoiser();
-        var crowd = new ScriptedDenoiser(maxBatchSize: 64);
+        var crowd = new ScriptedDenoiser(maxBatchSize: 64, gated: true);
         using DiffusionIterationLoop loop = crowd.Loop();
         DiffusionParameters[] bodies = MixedBodies();
 
         List<DiffusionCompleted> expected = await AloneAsync(alone, bodies);
 
         DiffusionJob[] jobs = [.. bodies.Select(crowd.Job)];
-        var results = await Task.WhenAll(jobs.Select(j => DrainAsync(loop.RunAsync(j, Ct))));
+        var results = await CrowdAsync(crowd, loop, jobs);
 
         for (int r = 0; r < bodies.Length; r++)
         {
@@ -79,10 +100,13 @@ public sealed class DiffusionSchedulerTests
             Assert.Equal(expected[r].Intermediates?.Sum(l => l.Count), done.Intermediates?.Sum(l => l.Count));
         }
 
-        // Work was shared: far fewer calls than the requests' steps added up, and some call mixed timesteps.
+        // Work was shared: far fewer calls than the requests' steps added up, and some call mixed timesteps. Exactly:
+        // one call per iteration, the first request alone in the first, every other one from the second on.
         ScriptedDenoiser.Call[] calls = crowd.CallsSnapshot();
         int stepsSum = jobs.Sum(j => j.StepsToRun);
         Assert.True(calls.Length < stepsSum / 2, $"{calls.Length} calls for {stepsSum} request-steps");
+        Assert.Equal(Math.Max(jobs[0].StepsToRun, 1 + jobs.Skip(1).Max(j => j.StepsToRun)), calls.Length);
+        Assert.Equal(jobs.Sum(RowsPerIteration), calls[1].Rows);
         Assert.Contains(calls, c => c.Timesteps.Distinct().Count() > 2);
         Assert.Equal(jobs.Sum(j => j.Count * j.NetworkEvaluations), calls.Sum(c => c.Rows));
     }
@@ -91,16 +115,22 @@ public sealed class DiffusionSchedulerTests
     public async Task On_a_denoiser_with_two_sessions_large_iterations_run_as_two_concurrent_calls_and_samples_stay_the_same()
     {
         var alone = new ScriptedDenoiser();
-
-        // Each call takes 2 ms, so the two halves of a split iteration are inside the denoiser together.
-        var crowd = new ScriptedDenoiser(maxBatchSize: 64) { Concurrency = 2, LatencyMs = _ => 2 };
+        var crowd = new ScriptedDenoiser(maxBatchSize: 64, gated: true) { Concurrency = 2 };
         using DiffusionIterationLoop loop = crowd.Loop();
         DiffusionParameters[] bodies = [.. MixedBodies(), .. Enumerable.Range(0, 6).Select(i => Body(20 + (ulong)i, 8, count: 5, label: i % 4, guidance: i % 2 == 0 ? 2.0 : null))];
 
         List<DiffusionCompleted> expected = await AloneAsync(alone, bodies);
 
+        // The second iteration holds every request (59 rows, under the cap of 64): two parts, held at the gate
+        // together, so both are inside the denoiser at once.
         DiffusionJob[] jobs = [.. bodies.Select(crowd.Job)];
-        var results = await Task.WhenAll(jobs.Select(j => DrainAsync(loop.RunAsync(j, Ct))));
+        Assert.Equal(2, DiffusionIterationLoop.PartsFor(jobs.Sum(RowsPerIteration), crowd.Concurrency));
+        var results = await CrowdAsync(crowd, loop, jobs, afterArrival: async () =>
+        {
+            crowd.Release(1);
+            await crowd.WhenEntered(3);
+            Assert.Equal(2, crowd.InFlight);
+        });
         for (int r = 0; r < bodies.Length; r++)
         {
             DiffusionCompleted done = results[r].Done;
@@ -123,11 +153,11 @@ public sealed class DiffusionSchedulerTests
     public async Task A_failed_call_of_a_split_iteration_fails_its_requests_after_the_other_part_ends_and_the_loop_goes_on()
     {
         // 40 rows on two sessions: every iteration is two concurrent calls of 20 rows. The first call to enter fails
-        // at once; the other takes 50 ms.
-        var denoiser = new ScriptedDenoiser(maxBatchSize: 64) { Concurrency = 2, LatencyMs = _ => 50, FailCall = 1 };
+        // at once; the other is held at the gate until the failure has left the denoiser.
+        var denoiser = new ScriptedDenoiser(maxBatchSize: 64, gated: true) { Concurrency = 2, FailCall = 1 };
         using DiffusionIterationLoop loop = denoiser.Loop();
         int inFlightAtError = -1;
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(async () =>
+        Task<InvalidOperationException> failing = Assert.ThrowsAsync<InvalidOperationException>(async () =>
         {
             try
             {
@@ -138,6 +168,13 @@ public sealed class DiffusionSchedulerTests
                 inFlightAtError = denoiser.InFlight;
             }
         });
+
+        await denoiser.WhenEntered(2);                  // both parts of the first iteration
+        await denoiser.WhenLeft(1);
+        Assert.Equal(1, denoiser.InFlight);             // the failed part is out; the other is still held
+        Assert.False(failing.IsCompleted);              // so the request has not failed yet
+        denoiser.Open();
+        InvalidOperationException error = await failing;
 
         Assert.Equal(ScriptedDenoiser.FailureMessage, error.Message);
         Assert.Equal(0, inFlightAtError); // the other part ended before the request was failed
@@ -192,16 +229,17 @@ public sealed class DiffusionSchedulerTests
         using DiffusionIterationLoop loop = denoiser.Loop(maxRows: 4);
 
         // A holds 3 of 4 rows for 20 steps; B (3 samples) is admitted one sample at a time as rows free up;
-        // C (1 sample) fits beside A at once but must not overtake B, the head of the queue.
+        // C (1 sample) fits beside A at once but must not overtake B, the head of the queue. A's first iteration is
+        // held until B and C are queued, so every call is known: A alone, then one B sample beside A per 5 calls.
         DiffusionJob a = denoiser.Job(Body(1, 20, count: 3, label: 0));
         DiffusionJob b = denoiser.Job(Body(2, 5, count: 3, label: 1));
         DiffusionJob c = denoiser.Job(Body(3, 5, count: 1, label: 2));
         Task<(List<DiffusionEvent>, DiffusionCompleted)> ta = DrainAsync(loop.RunAsync(a, Ct));
-        await WaitUntilAsync(() => loop.ActiveRequests == 1);
+        await denoiser.WhenEntered(1);
         Task<(List<DiffusionEvent>, DiffusionCompleted)> tb = DrainAsync(loop.RunAsync(b, Ct));
         Task<(List<DiffusionEvent>, DiffusionCompleted)> tc = DrainAsync(loop.RunAsync(c, Ct));
-        await WaitUntilAsync(() => loop.ActiveRequests == 3);
-        denoiser.Release(1000);
+        Assert.Equal(3, loop.ActiveRequests);
+        denoiser.Open();
         await Task.WhenAll(ta, tb, tc);
 
         ScriptedDenoiser.Call[] calls = denoiser.CallsSnapshot();
@@ -217,6 +255,14 @@ public sealed class DiffusionSchedulerTests
         Assert.True(bAdmitted[0] < bAdmitted[1] && bAdmitted[1] < bAdmitted[2], "B admitted one sample at a time");
         Assert.True(bAdmitted[2] < aLast, "B's last sample joined while A still ran (partial admission)");
         Assert.True(cAdmitted > bAdmitted[2], $"C (call {cAdmitted}) overtook B's last sample (call {bAdmitted[2]})");
+
+        // Exactly: B's samples join at calls 1, 6 and 11 (each as the one before finishes its 5 steps), C at 16 when
+        // B's last one finishes; A runs calls 0..19 and C alone the last one.
+        Assert.Equal([1, 6, 11], bAdmitted);
+        Assert.Equal(16, cAdmitted);
+        Assert.Equal(19, aLast);
+        Assert.Equal(21, calls.Length);
+        Assert.Equal([3, .. Enumerable.Repeat(4, 19), 1], calls.Select(call => call.Rows));
 
         // Partial admission does not change B's samples.
         var alone = new ScriptedDenoiser();
@@ -240,14 +286,17 @@ public sealed class DiffusionSchedulerTests
         ValueTask<bool> first = xEvents.MoveNextAsync();
         Task<(List<DiffusionEvent>, DiffusionCompleted)> ty = DrainAsync(loop.RunAsync(y, Ct));
 
-        // Let X run three steps, then the client goes away.
+        // Let X run three steps, then the client goes away while the fourth iteration (with X's rows) is in the
+        // denoiser, held at the gate.
         denoiser.Release(3);
         Assert.True(await first);
         Assert.True(await xEvents.MoveNextAsync());
         Assert.True(await xEvents.MoveNextAsync());
+        await denoiser.WhenEntered(4);
         await cts.CancelAsync();
         int callsAtCancel = denoiser.CallsSnapshot().Length;
-        denoiser.Release(1000);
+        Assert.Equal(3, callsAtCancel);
+        denoiser.Open();
         await ty;
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
         {
@@ -257,11 +306,12 @@ public sealed class DiffusionSchedulerTests
         });
         await xEvents.DisposeAsync();
 
-        // At most the iteration already under way when the cancel came carried X's rows (label 3).
+        // At most the iteration already under way when the cancel came carried X's rows (label 3): here exactly that
+        // one (call index 3), so X computed 4 steps of 2 rows, and Y all of its 30.
         ScriptedDenoiser.Call[] calls = denoiser.CallsSnapshot();
         int lastWithX = Array.FindLastIndex(calls, call => call.Labels.Contains(3));
-        Assert.True(lastWithX <= callsAtCancel, $"X still computed in call {lastWithX}; cancelled after call {callsAtCancel}");
-        Assert.True(denoiser.RowsComputed < (2 * 100) + 30, "X's remaining steps were not computed");
+        Assert.Equal(callsAtCancel, lastWithX);
+        Assert.Equal((2 * 4) + 30, denoiser.RowsComputed); // X's remaining steps were not computed
         Assert.Equal(0, loop.ActiveRequests);
     }
 
@@ -274,16 +324,22 @@ public sealed class DiffusionSchedulerTests
         await foreach (DiffusionEvent e in loop.RunAsync(denoiser.Job(Body(1, 200, count: 1, label: 0)), Ct))
         {
             Assert.IsType<DiffusionStepDone>(e);
+            await denoiser.WhenEntered(3);
             break;
         }
 
-        // Leaving the enumeration ends the request: two steps were let through, and the third was already inside
-        // the denoiser (held at the gate) when the reader left; nothing after it is computed.
-        await WaitUntilAsync(() => loop.ActiveRequests == 0);
-        denoiser.Release(1000);
-        await Task.Delay(50, Ct);
-        Assert.True(denoiser.RowsComputed <= 3, $"{denoiser.RowsComputed} rows computed; the reader left after the first step");
-        Assert.True(denoiser.Entered <= 3, $"{denoiser.Entered} denoiser calls");
+        // Leaving the enumeration ends the request at once: two steps were let through, and the third was already
+        // inside the denoiser (held at the gate) when the reader left; nothing after it is computed.
+        Assert.Equal(0, loop.ActiveRequests);
+        denoiser.Open();
+
+        // A later request (label 1) runs to its end: by then the loop has passed the iteration after the held one,
+        // where it dropped the reader's sample.
+        await DrainAsync(loop.RunAsync(denoiser.Job(Body(2, 4, count: 1, label: 1)), Ct));
+        ScriptedDenoiser.Call[] calls = denoiser.CallsSnapshot();
+        Assert.Equal(3, calls.Count(call => call.Labels.Contains(0L)));
+        Assert.Equal(3 + 4, denoiser.RowsComputed); // the reader's 3 rows, then the later request's 4
+        Assert.Equal(3 + 4, denoiser.Entered);
     }
 
     [Fact]
@@ -307,17 +363,17 @@ public sealed class DiffusionSchedulerTests
         using DiffusionIterationLoop loop = denoiser.Loop(maxRows: 1, maxQueuedSamples: 3);
         IAsyncEnumerator<DiffusionEvent> head = loop.RunAsync(denoiser.Job(Body(1, 5, count: 1, label: 0)), Ct).GetAsyncEnumerator(Ct);
         ValueTask<bool> pending = head.MoveNextAsync();
-        await WaitUntilAsync(() => denoiser.Entered == 1); // the head is admitted: nothing waits
+        await denoiser.WhenEntered(1); // the head is admitted: nothing waits
         IAsyncEnumerator<DiffusionEvent> waiting = loop.RunAsync(denoiser.Job(Body(2, 5, count: 3, label: 0)), Ct).GetAsyncEnumerator(Ct);
         ValueTask<bool> waitingFirst = waiting.MoveNextAsync();
-        await WaitUntilAsync(() => loop.ActiveRequests == 2);
+        Assert.Equal(2, loop.ActiveRequests);
         await Assert.ThrowsAsync<GenService.Inference.QueueFullException>(async () =>
         {
             await foreach (DiffusionEvent _ in loop.RunAsync(denoiser.Job(Body(3, 5, count: 1, label: 0)), Ct))
             {
             }
         });
-        denoiser.Release(1000);
+        denoiser.Open();
         Assert.True(await pending);
         Assert.True(await waitingFirst);
         await head.DisposeAsync();
@@ -339,6 +395,9 @@ public sealed class DiffusionSchedulerTests
         Assert.All(flags[5..], Assert.False);
     }
 
+    /// <summary>Rows a job takes in every iteration it runs in (a guided sample takes two).</summary>
+    private static int RowsPerIteration(DiffusionJob job) => DiffusionRequestLoop.Cursors(job).Samples.Sum(s => s.Rows);
+
     /// <summary>Each body's result from the request-level loop, one request at a time (the reference).</summary>
     private static async Task<List<DiffusionCompleted>> AloneAsync(ScriptedDenoiser alone, IEnumerable<DiffusionParameters> bodies)
     {
@@ -349,15 +408,5 @@ public sealed class DiffusionSchedulerTests
         }
 
         return results;
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        for (int i = 0; i < 500 && !condition(); i++)
-        {
-            await Task.Delay(10, Ct);
-        }
-
-        Assert.True(condition(), "condition not reached in 5 s");
     }
 }

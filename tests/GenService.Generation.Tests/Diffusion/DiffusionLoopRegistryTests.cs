@@ -1,9 +1,13 @@
+using System.Diagnostics.Metrics;
 using GenService.Generation.Diffusion;
 using GenService.Inference;
+using GenService.Inference.Metrics;
+using GenService.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using static GenService.Generation.Tests.TestHelpers;
 
 namespace GenService.Generation.Tests.Diffusion;
@@ -40,7 +44,9 @@ public sealed class DiffusionLoopRegistryTests
         {
         }
 
-        // v1 is unloaded: its runner refuses work. The request fails with 503's exception and the loop is dropped.
+        // v1 is unloaded: its runner refuses work. The request fails with 503's exception and the loop is dropped. The
+        // loop fails its requests first and then tells the registry: the test awaits that, not the request's failure.
+        DiffusionIterationLoop v1Loop = registry.For(a);
         v1.Closed = true;
         await Assert.ThrowsAsync<ModelNotReadyException>(async () =>
         {
@@ -48,6 +54,7 @@ public sealed class DiffusionLoopRegistryTests
             {
             }
         });
+        await v1Loop.WhenClosed.WaitAsync(TimeSpan.FromSeconds(10), Ct);
         Assert.DoesNotContain(registry.Loops, s => ReferenceEquals(s.Denoiser, v1));
         Assert.Contains(registry.Loops, s => ReferenceEquals(s.Denoiser, v2));
     }
@@ -84,5 +91,44 @@ public sealed class DiffusionLoopRegistryTests
 
         Assert.Same(denoiser, Assert.Single(registry.Loops).Denoiser);
         Assert.All(denoiser.CallsSnapshot(), c => Assert.True(c.DispatchImmediately));
+    }
+
+    [Fact]
+    public async Task The_loops_report_each_iterations_rows_and_time_on_their_clock_and_each_requests_evaluations()
+    {
+        // The registry's metrics on a meter of the test's own and a fake clock; the denoiser holds each call while the
+        // test reads the gauge and moves the clock k ms for iteration k, so every value is known.
+        var time = new FakeTimeProvider();
+        await using ServiceProvider services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        IMeterFactory meters = services.GetRequiredService<IMeterFactory>();
+        var denoiser = new ScriptedDenoiser(gated: true);
+        using var metrics = new LoopMetricsRecorder(meters, "diffusion", denoiser.ModelName);
+        var telemetry = new GenerationTelemetry(new GenServiceMetrics(meters), NullLogger<GenerationTelemetry>.Instance);
+        using var registry = new DiffusionLoopRegistry(Options.Create(new DiffusionLoopOptions()), meters, telemetry, time, NullLoggerFactory.Instance);
+
+        // Three guided samples (a conditional and a null-class row each) for 4 steps: 6 rows per iteration.
+        DiffusionJob job = denoiser.Job(new DiffusionParameters { Seed = 3, Steps = 4, Count = 3, ClassLabel = 1, GuidanceScale = 2.0 });
+        Task run = Task.Run(async () =>
+        {
+            await foreach (DiffusionEvent _ in registry.RunAsync(job, progress: false, Ct))
+            {
+            }
+        }, Ct);
+        for (int k = 1; k <= 4; k++)
+        {
+            await denoiser.WhenEntered(k);
+            metrics.ReadGauge();                          // the request is in flight: its call is held
+            time.Advance(TimeSpan.FromMilliseconds(k));
+            denoiser.Release(1);
+        }
+
+        await run;
+        await metrics.WhenRecorded(iterations: 4, requests: 1);
+        Assert.Equal([6, 6, 6, 6], metrics.Rows);
+        Assert.Equal([6L, 6, 6, 6], metrics.RowsCounted);
+        Assert.Equal([.. Enumerable.Range(1, 4).Select(k => TimeSpan.FromMilliseconds(k).TotalSeconds)], metrics.Seconds);
+        Assert.Equal([1, 1, 1, 1], metrics.Active);
+        Assert.Equal([(long)job.Count * job.NetworkEvaluations], metrics.Evaluations);
+        Assert.Equal([3L * 4 * 2], metrics.Evaluations);
     }
 }

@@ -4,6 +4,7 @@ using GenService.Inference.Repository;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
 using GenService.Sampling.Diffusion;
+using GenService.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace GenService.Generation.Tests.Diffusion;
@@ -11,15 +12,18 @@ namespace GenService.Generation.Tests.Diffusion;
 /// <summary>
 /// A denoiser in plain C#, row-independent by construction: prediction = 0.8 tanh(x + t/1000 + 0.3 y) per element.
 /// It records every call (rows, timestep and label per row) and can hold each call until the test releases it,
-/// so a test can step the loop one iteration at a time.
+/// so a test can step the loop one iteration at a time; a test awaits the exact moment calls enter or leave
+/// (<see cref="WhenEntered"/>, <see cref="WhenLeft"/>) instead of polling or sleeping.
 /// </summary>
 internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
 {
     private readonly SemaphoreSlim? _gate;
     private readonly TimeSpan _computeTime;
+    private readonly AwaitableCount _entered = new();
+    private readonly AwaitableCount _left = new();
 
     /// <param name="maxBatchSize">The graph's max_batch_size.</param>
-    /// <param name="gated">Hold every call until <see cref="Release"/>.</param>
+    /// <param name="gated">Hold every call until <see cref="Release"/> or <see cref="Open"/>.</param>
     /// <param name="computeMs">The compute time each call reports (what the batcher would report).</param>
     public ScriptedDenoiser(int maxBatchSize = 8, bool gated = false, double computeMs = 1)
     {
@@ -48,16 +52,11 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
 
     public long RowsComputed { get; private set; }
 
-    /// <summary>Simulated call latency by rows (e.g. a batcher's wait for a partial batch), ms.</summary>
-    public Func<int, int>? LatencyMs { get; set; }
-
     /// <summary>When set, calls fail as a closed (unloaded) model version's runner does.</summary>
     public bool Closed { get; set; }
 
     /// <summary>Calls that reached the denoiser, including those held at the gate.</summary>
-    public int Entered => Volatile.Read(ref _entered);
-
-    private int _entered;
+    public int Entered => _entered.Value;
 
     // ILoadedModel
     public ModelManifest Manifest { get; }
@@ -100,6 +99,15 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
     /// <summary>Lets <paramref name="calls"/> more calls through (gated denoisers only).</summary>
     public void Release(int calls) => _gate!.Release(calls);
 
+    /// <summary>Lets every call through from now on, the held ones included (gated denoisers only).</summary>
+    public void Open() => _gate!.Release(1 << 20);
+
+    /// <summary>Completes once <paramref name="calls"/> calls have entered the denoiser (held ones included).</summary>
+    public Task WhenEntered(int calls) => _entered.WhenReached(calls);
+
+    /// <summary>Completes once <paramref name="calls"/> calls have left it, answered or failed (no longer <see cref="InFlight"/>).</summary>
+    public Task WhenLeft(int calls) => _left.WhenReached(calls);
+
     public async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
     {
         int inFlight = Interlocked.Increment(ref _inFlight);
@@ -115,12 +123,13 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
         finally
         {
             Interlocked.Decrement(ref _inFlight);
+            _left.Increment();
         }
     }
 
     private async ValueTask<InferenceResult> ComputeAsync(InferenceRequest request, CancellationToken cancellationToken)
     {
-        if (Interlocked.Increment(ref _entered) == FailCall)
+        if (_entered.Increment() == FailCall)
         {
             await Task.Yield();
             throw new InvalidOperationException(FailureMessage);
@@ -135,11 +144,6 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
         if (_gate is not null)
         {
             await _gate.WaitAsync(cancellationToken);
-        }
-
-        if (LatencyMs?.Invoke(request.Inputs["t"].Rows) is { } ms and > 0)
-        {
-            await Task.Delay(ms, cancellationToken);
         }
 
         float[] x = request.Inputs["x"].AsFloats();

@@ -1,7 +1,6 @@
 using GenService.Inference.Batching;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
-using Microsoft.Extensions.Time.Testing;
 
 namespace GenService.Inference.Tests.Batching;
 
@@ -9,7 +8,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+    private readonly ObservedTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
     private readonly List<DynamicBatcher> _batchers = [];
 
     public ValueTask InitializeAsync() => ValueTask.CompletedTask;
@@ -51,18 +50,24 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     private static InferenceRequest Request(Tensor x, DateTimeOffset? deadline = null) =>
         new() { Inputs = new Dictionary<string, Tensor> { ["x"] = x }, Deadline = deadline };
 
-    private static async Task WaitUntil(Func<bool> condition, string what)
+    /// <summary>
+    /// Completes when the scheduling loop starts waiting out the queue delay (<paramref name="delayMs"/> on the fake
+    /// clock) while <paramref name="queuedRows"/> rows are queued: from then on it does nothing until more work
+    /// comes or the clock moves, so what has not happened by then does not happen on its own.
+    /// </summary>
+    private Task LoopWaitsOutTheDelay(DynamicBatcher batcher, double delayMs, int queuedRows)
+        => _time.WhenTimerArmed(due => due == TimeSpan.FromMilliseconds(delayMs) && batcher.QueuedRows == queuedRows);
+
+    /// <summary>
+    /// Sends one more row and returns its result. The queue is FIFO, so once it is answered every row queued before
+    /// it has been computed or has left the queue: what was not computed by then never will be.
+    /// </summary>
+    private static async Task<Tensor> Probe(DynamicBatcher batcher)
     {
-        for (int i = 0; i < 1000 && !condition(); i++)
-        {
-            await Task.Delay(5, Ct);
-        }
-
-        Assert.True(condition(), $"timed out waiting for: {what}");
+        Tensor probe = Rows(1);
+        AssertRowsEqual(probe, await batcher.InferAsync(Request(probe), Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Ct));
+        return probe;
     }
-
-    /// <summary>Gives the scheduling loop real time to do something it should not do.</summary>
-    private static Task Settle() => Task.Delay(100, Ct);
 
     private static void AssertRowsEqual(Tensor input, InferenceResult result)
     {
@@ -81,11 +86,11 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     {
         var exec = new FakeExecutor();
         DynamicBatcher batcher = Create(exec, maxBatch: 4, delayMs: 10);
+        Task waiting = LoopWaitsOutTheDelay(batcher, delayMs: 10, queuedRows: 2);
         Tensor[] inputs = [.. Enumerable.Range(0, 6).Select(_ => Rows(1))];
         Task<InferenceResult>[] tasks = [.. inputs.Select(x => batcher.InferAsync(Request(x), Ct).AsTask())];
 
-        await WaitUntil(() => exec.Batches.Count == 1, "the first full batch");
-        await Settle();
+        await waiting;
         Assert.Single(exec.Batches);                      // two rows left: not a full batch, delay not over
         Assert.Equal(4, exec.Batches.First().Rows);
         Assert.Equal(2, batcher.QueuedRows);
@@ -109,14 +114,14 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     {
         var exec = new FakeExecutor();
         DynamicBatcher batcher = Create(exec, maxBatch: 8, delayMs: 5);
+        Task waiting = LoopWaitsOutTheDelay(batcher, delayMs: 5, queuedRows: 2);
         Tensor x = Rows(2);
         Task<InferenceResult> task = batcher.InferAsync(Request(x), Ct).AsTask();
 
-        await Settle();
+        await waiting;                                    // the whole 5 ms, from the request's arrival
         Assert.Empty(exec.Batches);
         _time.Advance(TimeSpan.FromMilliseconds(4));
-        await Settle();
-        Assert.Empty(exec.Batches);
+        Assert.Empty(exec.Batches);                       // the loop's timer is due at 5 ms: nothing woke it
         _time.Advance(TimeSpan.FromMilliseconds(1));
         InferenceResult result = await task.WaitAsync(TimeSpan.FromSeconds(10), Ct);
 
@@ -131,9 +136,10 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var exec = new FakeExecutor();
         DynamicBatcher batcher = Create(exec, maxBatch: 8, delayMs: 50);
         Tensor a = Rows(2), b = Rows(2), now = Rows(1);
+        Task waiting = LoopWaitsOutTheDelay(batcher, delayMs: 50, queuedRows: 4);
         Task<InferenceResult> ta = batcher.InferAsync(Request(a), Ct).AsTask();
         Task<InferenceResult> tb = batcher.InferAsync(Request(b), Ct).AsTask();
-        await Settle();
+        await waiting;
         Assert.Empty(exec.Batches);                       // 4 of 8 rows, the 50 ms delay not over
 
         var urgent = new InferenceRequest { Inputs = new Dictionary<string, Tensor> { ["x"] = now }, DispatchImmediately = true };
@@ -154,13 +160,15 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var exec = new FakeExecutor(held: true);
         DynamicBatcher batcher = Create(exec, maxBatch: 8, delayMs: 50, concurrency: 2);
         Tensor small = Rows(1), p1 = Rows(3), p2 = Rows(3);
+        Task waiting = LoopWaitsOutTheDelay(batcher, delayMs: 50, queuedRows: 1);
         Task<InferenceResult> ts = batcher.InferAsync(Request(small), Ct).AsTask();
-        await Settle();
+        await waiting;
         Task<InferenceResult> t1 = batcher.InferAsync(Immediate(p1), Ct).AsTask();
         Task<InferenceResult> t2 = batcher.InferAsync(Immediate(p2), Ct).AsTask();
 
         // 7 compatible rows fit one batch of 8, but the two parts of a split iteration must not be merged back.
-        await WaitUntil(() => exec.Running == 2, "two running batches");
+        await exec.WhenEntered(2);
+        Assert.Equal(2, exec.Running);
         exec.Release();
         InferenceResult[] results = await Task.WhenAll(ts, t1, t2).WaitAsync(TimeSpan.FromSeconds(10), Ct);
 
@@ -232,7 +240,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         DynamicBatcher batcher = Create(exec, maxBatch: 4, delayMs: 0);
         Tensor blocker = Rows(1);
         Task<InferenceResult> first = batcher.InferAsync(Request(blocker), Ct).AsTask();
-        await WaitUntil(() => exec.Batches.Count == 1, "the blocking batch");
+        await exec.WhenEntered(1);                        // the blocking batch
 
         Tensor a = Rows(3), b = Rows(6), c = Rows(1);
         Task<InferenceResult>[] tasks = [.. new[] { a, b, c }.Select(x => batcher.InferAsync(Request(x), Ct).AsTask())];
@@ -253,13 +261,15 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var exec = new FakeExecutor(held: true);
         DynamicBatcher batcher = Create(exec, maxBatch: 2, delayMs: 0, maxQueue: 4);
         Task<InferenceResult> running = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
-        await WaitUntil(() => exec.Batches.Count == 1, "the running batch");
+        await exec.WhenEntered(1);                        // the running batch
 
         Task<InferenceResult> queued = batcher.InferAsync(Request(Rows(3)), Ct).AsTask();
         Assert.Equal(3, batcher.QueuedRows);
 
+        // Retry-After: the batches ahead (2) at the batch time so far (no batch has finished: the initial 10 ms),
+        // below the 1 s floor.
         QueueFullException ex = Assert.Throws<QueueFullException>(() => { _ = batcher.InferAsync(Request(Rows(2)), Ct); });
-        Assert.True(ex.RetryAfter >= TimeSpan.FromSeconds(1), $"Retry-After {ex.RetryAfter}");
+        Assert.Equal(TimeSpan.FromSeconds(1), ex.RetryAfter);
         Assert.Contains("m.generator", ex.Message, StringComparison.Ordinal);
         Assert.Equal(3, batcher.QueuedRows);
 
@@ -276,12 +286,11 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var exec = new FakeExecutor(held: true);
         DynamicBatcher batcher = Create(exec, maxBatch: 4, delayMs: 0);
         Task<InferenceResult> running = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
-        await WaitUntil(() => exec.Batches.Count == 1, "the running batch");
+        await exec.WhenEntered(1);                        // the running batch
 
         Tensor late = Rows(2);
         Task<InferenceResult> doomed = batcher.InferAsync(Request(late, _time.GetUtcNow().AddMilliseconds(100)), Ct).AsTask();
-        _time.Advance(TimeSpan.FromMilliseconds(99));
-        await Settle();
+        _time.Advance(TimeSpan.FromMilliseconds(99));     // fake timers due by now fire inside Advance
         Assert.False(doomed.IsCompleted);
 
         _time.Advance(TimeSpan.FromMilliseconds(1));
@@ -290,8 +299,9 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
 
         exec.Release();
         await running.WaitAsync(TimeSpan.FromSeconds(10), Ct);
-        await Settle();
-        Assert.Single(exec.Batches);
+        Tensor probe = await Probe(batcher);
+        Assert.Equal([1, 1], exec.Batches.Select(b => b.Rows)); // the running row, then the probe alone
+        Assert.Equal(probe.AsFloats()[0], exec.AllFirstColumns.Last());
         Assert.DoesNotContain(late.AsFloats()[0], exec.AllFirstColumns);
     }
 
@@ -301,7 +311,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var exec = new FakeExecutor(held: true);
         DynamicBatcher batcher = Create(exec, maxBatch: 4, delayMs: 0, deadlineMs: 50);
         Task<InferenceResult> running = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
-        await WaitUntil(() => exec.Batches.Count == 1, "the running batch");
+        await exec.WhenEntered(1);                        // the running batch
         Task<InferenceResult> doomed = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
 
         _time.Advance(TimeSpan.FromMilliseconds(50));
@@ -318,7 +328,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var exec = new FakeExecutor(held: true);
         DynamicBatcher batcher = Create(exec, maxBatch: 4, delayMs: 0);
         Task<InferenceResult> running = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
-        await WaitUntil(() => exec.Batches.Count == 1, "the running batch");
+        await exec.WhenEntered(1);                        // the running batch
 
         using var cts = new CancellationTokenSource();
         Tensor gone = Rows(2);
@@ -345,15 +355,16 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         DynamicBatcher batcher = Create(exec, maxBatch: 2, delayMs: 0);
         using var cts = new CancellationTokenSource();
         Task<InferenceResult> big = batcher.InferAsync(Request(Rows(6)), cts.Token).AsTask();
-        await WaitUntil(() => exec.Batches.Count == 1, "the first chunk");
+        await exec.WhenEntered(1);                        // the first chunk
         Assert.Equal(4, batcher.QueuedRows);
 
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => big.WaitAsync(TimeSpan.FromSeconds(10), Ct));
         Assert.Equal(0, batcher.QueuedRows);
         exec.Release();
-        await Settle();
-        Assert.Equal(2, exec.TotalRows);
+        await Probe(batcher);
+        Assert.Equal([2, 1], exec.Batches.Select(b => b.Rows)); // the first chunk, then the probe alone
+        Assert.Equal(2 + 1, exec.TotalRows);
     }
 
     [Fact]
@@ -361,9 +372,11 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     {
         var exec = new FakeExecutor();
         DynamicBatcher batcher = Create(exec, delayMs: 0);
-        Assert.Throws<OperationCanceledException>(() => { _ = batcher.InferAsync(Request(Rows(1)), new CancellationToken(true)); });
-        await Settle();
-        Assert.Empty(exec.Batches);
+        Tensor cancelled = Rows(1);
+        Assert.Throws<OperationCanceledException>(() => { _ = batcher.InferAsync(Request(cancelled), new CancellationToken(true)); });
+        Assert.Equal(0, batcher.QueuedRows);
+        Tensor probe = await Probe(batcher);
+        Assert.Equal([probe.AsFloats()[0]], exec.AllFirstColumns); // one batch: the probe alone
     }
 
     [Fact]
@@ -372,9 +385,10 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var exec = new FakeExecutor();
         DynamicBatcher batcher = Create(exec, maxBatch: 8, delayMs: 10);
         Tensor a = Rows(1, width: 3), b = Rows(1, width: 5), c = Rows(2, width: 3), d = Rows(1, width: 5);
+        Task waiting = LoopWaitsOutTheDelay(batcher, delayMs: 10, queuedRows: 5);
         Task<InferenceResult>[] tasks = [.. new[] { a, b, c, d }.Select(x => batcher.InferAsync(Request(x), Ct).AsTask())];
 
-        await Settle();
+        await waiting;
         Assert.Empty(exec.Batches);
         _time.Advance(TimeSpan.FromMilliseconds(10));
 
@@ -398,8 +412,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         DynamicBatcher batcher = Create(exec, maxBatch: 1, delayMs: 0, concurrency: 2);
         Task<InferenceResult>[] tasks = [.. Enumerable.Range(0, 5).Select(_ => batcher.InferAsync(Request(Rows(1)), Ct).AsTask())];
 
-        await WaitUntil(() => exec.Running == 2, "two running batches");
-        await Settle();
+        await exec.WhenEntered(2);                        // two running batches, held: both slots taken
         Assert.Equal(2, exec.Running);
         Assert.Equal(3, batcher.QueuedRows);
         exec.Release();
@@ -461,10 +474,9 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var exec = new FakeExecutor(held: true);
         DynamicBatcher batcher = Create(exec, delayMs: 0);
         Task<InferenceResult> running = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
-        await WaitUntil(() => exec.Batches.Count == 1, "the running batch");
+        await exec.WhenEntered(1);                        // the running batch
 
         Task drain = batcher.DrainAndCloseAsync(TimeSpan.Zero, "a test closed it", Ct);
-        await Settle();
         Assert.False(drain.IsCompleted);
         Assert.False(exec.Disposed);
 

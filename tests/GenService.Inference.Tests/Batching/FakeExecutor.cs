@@ -1,16 +1,19 @@
 using System.Collections.Concurrent;
 using GenService.Inference.Batching;
 using GenService.Inference.Tensors;
+using GenService.Testing;
 
 namespace GenService.Inference.Tests.Batching;
 
 /// <summary>
 /// A row-wise fake graph: y[r, j] = 2 * x[r, j] + sum_j x[r, :] + 1. It records every batch it sees and
-/// can be held (gate) to keep batches running while a test queues more work.
+/// can be held (gate) to keep batches running while a test queues more work; <see cref="WhenEntered"/> lets the
+/// test wait for the exact batch to start instead of polling <see cref="Batches"/>.
 /// </summary>
 internal sealed class FakeExecutor : IBatchExecutor
 {
     private readonly Lock _lock = new();
+    private readonly AwaitableCount _entered = new();
     private TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _running;
 
@@ -36,6 +39,9 @@ internal sealed class FakeExecutor : IBatchExecutor
     public int InPlaceBatches { get; private set; }
 
     public void Release() => _gate.TrySetResult();
+
+    /// <summary>Completes once <paramref name="batches"/> batches have started (held ones included).</summary>
+    public Task WhenEntered(int batches) => _entered.WhenReached(batches);
 
     public void Hold()
     {
@@ -63,6 +69,8 @@ internal sealed class FakeExecutor : IBatchExecutor
         {
             MaxConcurrent = Math.Max(MaxConcurrent, now);
         }
+
+        _entered.Increment();
 
         try
         {

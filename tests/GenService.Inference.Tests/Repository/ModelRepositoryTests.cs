@@ -25,7 +25,7 @@ public sealed class ModelRepositoryTests : IDisposable
 
     public void Dispose() => _folder.Dispose();
 
-    private ModelRepository Create(int drainGraceMs = 0, bool warmUp = true) => new(
+    private ModelRepository Create(int drainGraceMs = 0, bool warmUp = true, TimeProvider? time = null) => new(
         Microsoft.Extensions.Options.Options.Create(new InferenceOptions
         {
             ModelRepository = _folder.Root,
@@ -34,8 +34,21 @@ public sealed class ModelRepositoryTests : IDisposable
             IntraOpNumThreads = 1,
         }),
         new GenServiceMetrics(new TestMeterFactory()),
-        TimeProvider.System,
+        time ?? TimeProvider.System,
         NullLoggerFactory.Instance);
+
+    /// <summary>
+    /// Disposes a repository that runs on a fake clock. Its dispose gives retiring versions 10 s of that clock, which
+    /// the test then advances: a run that failed before an old version retired ends instead of waiting forever.
+    /// </summary>
+    private static async Task DisposeOnFakeClockAsync(ModelRepository repo, ObservedTimeProvider time)
+    {
+        Task waits = time.WhenTimerArmed(due => due == TimeSpan.FromSeconds(10));
+        ValueTask disposing = repo.DisposeAsync();
+        await waits;
+        time.Advance(TimeSpan.FromSeconds(10));
+        await disposing;
+    }
 
     /// <summary>One row through the runner on its own (batch 1).</summary>
     private static async Task<float[]> Unbatched(IGraphRunner runner, float[] z, long y)
@@ -44,9 +57,17 @@ public sealed class ModelRepositoryTests : IDisposable
         return r.Outputs["img"].AsFloats();
     }
 
-    private static InferenceRequest GanRequest(float[] z, long[] y, int rows) => new()
+    /// <param name="z">Latents, 4 per row.</param>
+    /// <param name="y">Class labels, one per row.</param>
+    /// <param name="rows">Rows.</param>
+    /// <param name="now">
+    /// Leave the batcher at once: on a fake clock a lone request would otherwise wait for max_queue_delay_ms of
+    /// that clock to pass.
+    /// </param>
+    private static InferenceRequest GanRequest(float[] z, long[] y, int rows, bool now = false) => new()
     {
         Inputs = new Dictionary<string, Tensor> { ["z"] = Tensor.FromFloats(z, rows, 4), ["y"] = Tensor.FromLongs(y, rows) },
+        DispatchImmediately = now,
     };
 
     [Fact]
@@ -220,7 +241,23 @@ public sealed class ModelRepositoryTests : IDisposable
     [Fact]
     public async Task A_reload_serves_the_old_version_until_the_new_one_is_ready()
     {
-        await using ModelRepository repo = Create(drainGraceMs: 200);
+        // The repository (its batchers, the old version's drain grace) runs on a fake clock: the grace passes when the
+        // test moves the clock, and the test sees each moment the drain starts waiting it out.
+        var time = new ObservedTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        TimeSpan grace = TimeSpan.FromMilliseconds(200);
+        ModelRepository repo = Create(drainGraceMs: 200, time: time);
+        try
+        {
+            await ReloadWhileServingAsync(repo, time, grace);
+        }
+        finally
+        {
+            await DisposeOnFakeClockAsync(repo, time);
+        }
+    }
+
+    private async Task ReloadWhileServingAsync(ModelRepository repo, ObservedTimeProvider time, TimeSpan grace)
+    {
         await repo.IndexAsync(Ct);
         ILoadedModel v1 = repo.GetReady("tiny-gan");
         IGraphRunner oldRunner = v1.Graph("generator")!;
@@ -242,21 +279,30 @@ public sealed class ModelRepositoryTests : IDisposable
         Assert.Equal(ModelState.Loading, during.State);
         Assert.Same(v1, during.Model);
         Assert.Same(v1, repo.GetReady("tiny-gan"));
-        await oldRunner.InferAsync(GanRequest([0, 0, 0, 0], [1], 1), Ct);
+        await oldRunner.InferAsync(GanRequest([0, 0, 0, 0], [1], 1, now: true), Ct);
 
+        // Once swapped, the old version drains in the background: idle, it starts its grace.
+        Task graceStarted = time.WhenTimerArmed(due => due == grace);
         hold.SetResult();
         ModelEntry after = await reload.WaitAsync(TimeSpan.FromSeconds(30), Ct);
         Assert.Equal(ModelState.Ready, after.State);
         Assert.Equal("2", repo.GetReady("tiny-gan").Manifest.Version);
         Assert.NotSame(v1, repo.GetReady("tiny-gan"));
+        await graceStarted;
 
         // A caller that still holds the old runner can finish its work during the drain grace...
-        await oldRunner.InferAsync(GanRequest([1, 1, 1, 1], [2], 1), Ct);
+        await oldRunner.InferAsync(GanRequest([1, 1, 1, 1], [2], 1, now: true), Ct);
+
+        // ...so when that grace is over the old version was not idle for all of it: the grace starts again.
+        Task graceRestarted = time.WhenTimerArmed(due => due == grace);
+        time.Advance(grace);
+        await graceRestarted;
 
         // ...and once the old version has been idle for the grace, it is closed.
-        await Task.Delay(1000, Ct);
-        await Assert.ThrowsAsync<ModelNotReadyException>(async () => await oldRunner.InferAsync(GanRequest([1, 1, 1, 1], [2], 1), Ct));
-        await repo.GetReady("tiny-gan").Graph("generator")!.InferAsync(GanRequest([1, 1, 1, 1], [2], 1), Ct);
+        time.Advance(grace);
+        await repo.RetiredAsync().WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        await Assert.ThrowsAsync<ModelNotReadyException>(async () => await oldRunner.InferAsync(GanRequest([1, 1, 1, 1], [2], 1, now: true), Ct));
+        await repo.GetReady("tiny-gan").Graph("generator")!.InferAsync(GanRequest([1, 1, 1, 1], [2], 1, now: true), Ct);
     }
 
     [Fact]
@@ -321,11 +367,10 @@ public sealed class ModelRepositoryTests : IDisposable
         Assert.Equal(_folder.Root, options.ModelRepository);
         Assert.Equal("HEURISTIC", options.CudaProviderOptions["cudnn_conv_algo_search"]);
         IModelRepository repo = host.Services.GetRequiredService<IModelRepository>();
-        for (int i = 0; i < 400 && (repo.List().Count < AllModels.Length || repo.List().Any(e => e.State != ModelState.Ready)); i++)
-        {
-            await Task.Delay(25, Ct);
-        }
 
+        // StartAsync returned before the models loaded; the background scan it started ends once all are loaded.
+        RepositoryStartupService startup = host.Services.GetServices<IHostedService>().OfType<RepositoryStartupService>().Single();
+        await startup.Scan.WaitAsync(TimeSpan.FromSeconds(60), Ct);
         Assert.Equal(AllModels.Length, repo.List().Count);
         Assert.All(repo.List(), e => Assert.Equal(ModelState.Ready, e.State));
         await host.StopAsync(Ct);

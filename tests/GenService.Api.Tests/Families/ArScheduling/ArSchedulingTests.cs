@@ -1,15 +1,22 @@
 using System.Diagnostics.Metrics;
 using System.Net.Http.Json;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using GenService.Api.Contracts;
+using GenService.Api.Hosting;
 using GenService.Generation;
 using GenService.Generation.Ar;
 using GenService.Generation.Loops;
 using GenService.Api.Tests.Families.Ar;
 using GenService.Api.Tests.Infrastructure;
+using GenService.Inference.Metrics;
 using GenService.Inference.Repository;
 using GenService.Inference.Runtime;
+using GenService.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using static GenService.Api.Tests.Families.FamilyTestHelpers;
 
 namespace GenService.Api.Tests.Families.ArScheduling;
@@ -69,6 +76,31 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         (ArFixture.Digits, new { seed = 8, count = 3, temperature = 1.0, max_new_tokens = 20, output = "tensor" }),
     ];
 
+    /// <summary>Three times the mix.</summary>
+    private static (string Model, object Body)[] Crowd => [.. Mixed, .. Mixed, .. Mixed];
+
+    /// <summary>The engine's parameters for a body of <see cref="Mixed"/>, mapped as the endpoint maps it.</summary>
+    private static ArParameters Parameters(object body)
+    {
+        var json = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        GenServiceHostingExtensions.ConfigureJson(json);
+        return JsonSerializer.Deserialize<ArSampleRequest>(JsonSerializer.Serialize(body), json)!.ToParameters();
+    }
+
+    /// <summary>The result that ends <paramref name="events"/> (a job run on a loop).</summary>
+    private static async Task<ArCompleted> CompleteAsync(IAsyncEnumerable<ArEvent> events)
+    {
+        await foreach (ArEvent e in events)
+        {
+            if (e is ArCompleted done)
+            {
+                return done;
+            }
+        }
+
+        throw new InvalidOperationException("no result");
+    }
+
     private static string[] Tokens(JsonNode response)
         => [.. response["samples"]!.AsArray().Select(s => string.Join(",", s!["tokens"]!.AsArray().Select(t => t!.GetValue<int>())) + "|" + s["finish_reason"])];
 
@@ -84,10 +116,10 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         }
 
         ArIterationLoop words = Scheduler(ArFixture.Words);
-        long callsBefore = words.Calls, rowsBefore = words.RowsComputed;
+        long rowsBefore = words.RowsComputed;
 
         // Three times the mix at once: 54 sequences against 8 rows per iteration.
-        var crowd = Mixed.Concat(Mixed).Concat(Mixed).ToArray();
+        (string Model, object Body)[] crowd = Crowd;
         JsonNode[] together = await Task.WhenAll(crowd.Select(m => client.PostOkAsync(Url(m.Model), m.Body)));
         JsonNode[] byRequest = await Task.WhenAll(Mixed.Select(m => requestLevel.PostOkAsync(Url(m.Model), m.Body)));
         for (int r = 0; r < together.Length; r++)
@@ -100,15 +132,40 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             Assert.Equal(alone[r], Tokens(byRequest[r]));
         }
 
-        // The crowd shared calls: fewer words-ar calls than its requests' own nfe added up (request-level: equal), several
-        // rows per call. How many prefills (one call per prompt width) land in one iteration depends on when the HTTP
-        // requests arrive, which a loaded CI box staggers: 1.5x fewer calls is the bound that holds (seen: 1.95-2.5x).
-        long nfe = together.Where((_, r) => crowd[r].Model == ArFixture.Words).Sum(t => t["nfe"]!.GetValue<long>());
-        long calls = words.Calls - callsBefore;
-        Assert.True(calls * 3 < nfe * 2, $"{calls} calls for {nfe} request-calls");
-        Assert.True((words.RowsComputed - rowsBefore) / (double)calls > 2, $"{words.RowsComputed - rowsBefore} rows in {calls} calls");
+        // Whatever the HTTP requests' arrival: one words-ar row per generated token. (How many calls the crowd shared
+        // depends on that arrival: A_crowd_that_arrives_together_shares_decoder_calls fixes it.)
+        long tokens = together.Where((_, r) => crowd[r].Model == ArFixture.Words).Sum(t => t["samples"]!.AsArray().Sum(s => s!["tokens"]!.AsArray().Count));
+        Assert.Equal(tokens, words.RowsComputed - rowsBefore);
         Assert.True(words.UsesCache);
         Assert.False(Scheduler(ArFixture.Digits).UsesCache);
+    }
+
+    [Fact]
+    public async Task A_crowd_that_arrives_together_shares_decoder_calls()
+    {
+        // The words-ar part of the crowd above, on a loop of its own over the same decoder with the host's 8 rows per
+        // iteration. Over HTTP how many prefills (one call per prompt width) land in one iteration depends on when the
+        // requests arrive; here the first request's first call is held until every other request is queued.
+        ILoadedModel words = hosts.Iteration.Repository.GetReady(ArFixture.Words);
+        ArJob[] jobs = [.. Crowd.Where(m => m.Model == ArFixture.Words).Select(m => ArJob.Create(Parameters(m.Body), words, 64))];
+        var gate = new GatedRunner(jobs[0].Decoder.Runner);
+        var decoder = new ArDecoder(gate, jobs[0].Decoder.VocabSize);
+        using var loop = new ArIterationLoop(decoder, words.Manifest.Name, words.Manifest.Tokens!.MaxLength, 8, 4096, null, GenerationTelemetry.None, TimeProvider.System, NullLogger.Instance);
+        Task<ArCompleted> first = CompleteAsync(loop.RunAsync(jobs[0] with { Decoder = decoder }, Ct, stream: false));
+        await gate.WhenEntered(1);
+        Task<ArCompleted>[] rest = [.. jobs.Skip(1).Select(j => CompleteAsync(loop.RunAsync(j with { Decoder = decoder }, Ct, stream: false)))];
+        Assert.Equal(jobs.Length, loop.ActiveRequests);
+        gate.Open();
+        ArCompleted[] done = await Task.WhenAll([first, .. rest]);
+
+        // The crowd shared calls: fewer calls than its requests' own nfe added up (request-level: equal), several rows
+        // per call; every row is one generated token, every call went to the decoder.
+        long nfe = done.Sum(d => d.DecoderCalls);
+        long calls = loop.Calls;
+        Assert.True(calls * 3 < nfe * 2, $"{calls} calls for {nfe} request-calls");
+        Assert.True(loop.RowsComputed / (double)calls > 2, $"{loop.RowsComputed} rows in {calls} calls");
+        Assert.Equal(done.Sum(d => d.Samples.Sum(s => s.Tokens.Length)), loop.RowsComputed);
+        Assert.Equal(calls, gate.Calls);
     }
 
     [Fact]
@@ -241,11 +298,18 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             alone.Add(await Run(one, job));
         }
 
-        // Every distinct prefix length gets its own call.
-        using ArIterationLoop split = Scheduler(new FrozenTime());
+        // Every distinct prefix length gets its own call. The first job's first call is held until the others are
+        // queued, so they all join at the second iteration (else which lengths meet depends on their arrival).
+        var gate = new GatedRunner(jobs[0].Decoder.Runner);
+        var gated = new ArDecoder(gate, jobs[0].Decoder.VocabSize);
+        using var split = new ArIterationLoop(gated, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, new FrozenTime(), NullLogger.Instance);
         OneCallPerLength(split);
 
-        ArSampleResult[][] together = await Task.WhenAll(jobs.Select(job => Run(split, job)));
+        Task<ArSampleResult[]> firstJob = Run(split, jobs[0] with { Decoder = gated });
+        await gate.WhenEntered(1);
+        Task<ArSampleResult[]>[] others = [.. jobs.Skip(1).Select(job => Run(split, job with { Decoder = gated }))];
+        gate.Open();
+        ArSampleResult[][] together = await Task.WhenAll([firstJob, .. others]);
         for (int j = 0; j < jobs.Length; j++)
         {
             for (int i = 0; i < 2; i++)
@@ -259,6 +323,16 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         }
 
         Assert.True(split.Calls > split.Iterations, $"{split.Calls} calls in {split.Iterations} iterations: the lengths were not split");
+
+        // Exactly: job 0 alone in iteration 1, every job from iteration 2 on, one call per distinct sequence length
+        // (start token + prompt + tokens so far) in each iteration.
+        int[] joined = [1, .. Enumerable.Repeat(2, jobs.Length - 1)];
+        int iterations = Enumerable.Range(0, jobs.Length).Max(j => joined[j] + together[j].Max(s => s.Tokens.Length) - 1);
+        long expectedCalls = Enumerable.Range(1, iterations).Sum(k => Enumerable.Range(0, jobs.Length)
+            .SelectMany(j => together[j].Where(s => k >= joined[j] && k - joined[j] < s.Tokens.Length).Select(_ => 1 + jobs[j].Prompt.Length + (k - joined[j])))
+            .Distinct().Count());
+        Assert.Equal(iterations, split.Iterations);
+        Assert.Equal(expectedCalls, split.Calls);
     }
 
     [Fact]
@@ -266,28 +340,36 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
     {
         ILoadedModel words = hosts.Iteration.Repository.GetReady(ArFixture.Words);
         ArJob job = ArJob.Create(new ArParameters { Seed = 4, Count = 3, Temperature = 1, MaxNewTokens = 30 }, words, 64);
-        var slow = new SlowRunner(job.Decoder.Runner);
-        var decoder = new ArDecoder(slow, job.Decoder.VocabSize);
+        var gate = new GatedRunner(job.Decoder.Runner);
+        var decoder = new ArDecoder(gate, job.Decoder.VocabSize);
         job = job with { Decoder = decoder };
         using var scheduler = new ArIterationLoop(decoder, words.Manifest.Name, words.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, TimeProvider.System, NullLogger.Instance);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         int tokens = 0;
+        gate.Release(1);                              // the first iteration
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
         {
             await foreach (ArEvent e in scheduler.RunAsync(job, cts.Token))
             {
                 if (e is ArTokenGenerated && ++tokens == 3)
                 {
-                    await cts.CancelAsync(); // after the first iteration's three rows
+                    // After the first iteration's three rows, while the second iteration's call is in the decoder.
+                    await gate.WhenEntered(2);
+                    await cts.CancelAsync();
                 }
             }
         });
 
-        await Task.Delay(200, Ct);
-        int calls = slow.Calls;
-        await Task.Delay(200, Ct);
-        Assert.Equal(calls, slow.Calls);
-        Assert.InRange(calls, 1, 2);                  // the iteration in flight when the client left may finish
+        Assert.Equal(0, scheduler.ActiveRequests);    // out at once
+        gate.Open();
+
+        // A later request runs to its end: by then the loop has passed the iteration after the held one, where it
+        // dropped the leaver's rows. The iteration in flight when the client left finished; nothing after it ran.
+        ArJob later = ArJob.Create(new ArParameters { Seed = 5, Count = 1, Temperature = 1, MaxNewTokens = 4 }, words, 64) with { Decoder = decoder };
+        ArCompleted done = await CompleteAsync(scheduler.RunAsync(later, Ct, stream: false));
+        int laterTokens = done.Samples.Single().Tokens.Length;
+        Assert.Equal(2, gate.Calls - done.DecoderCalls);
+        Assert.Equal((2 * 3) + laterTokens, scheduler.RowsComputed);
         Assert.Equal(0, scheduler.ActiveRequests);
     }
 
@@ -304,54 +386,74 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
     [Fact]
     public async Task The_scheduler_reports_rows_per_iteration_iteration_time_and_active_requests()
     {
+        // The host's own loop and meter; the gauge read from inside the first three iterations, on the loop.
         IMeterFactory meters = hosts.Iteration.Services.GetRequiredService<IMeterFactory>();
-        var rows = new List<int>();
-        var active = new List<int>();
-        var seconds = new List<double>();
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (ReferenceEquals(instrument.Meter.Scope, meters) && instrument.Name.StartsWith("genservice.ar.", StringComparison.Ordinal))
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        MeterListener? self = null;
-        listener.SetMeasurementEventCallback<int>((instrument, value, _, _) =>
-        {
-            bool iteration = instrument.Name == "genservice.ar.iteration.rows";
-            lock (rows)
-            {
-                (iteration ? rows : active).Add(value);
-            }
-
-            // Read the gauge from inside an iteration, while the request is surely in flight.
-            if (iteration && rows.Count <= 3)
-            {
-                self?.RecordObservableInstruments();
-            }
-        });
-        listener.SetMeasurementEventCallback<double>((_, value, _, _) =>
-        {
-            lock (rows)
-            {
-                seconds.Add(value);
-            }
-        });
-        self = listener;
-        listener.Start();
+        using var metrics = new LoopMetricsRecorder(meters, "ar", ArFixture.Words, gaugeDuringIterations: 3);
 
         using HttpClient client = hosts.Iteration.CreateClient();
-        await client.PostOkAsync(Url(ArFixture.Words), new { seed = 5, count = 6, temperature = 1, max_new_tokens = 10 });
-        lock (rows)
+        JsonNode response = await client.PostOkAsync(Url(ArFixture.Words), new { seed = 5, count = 6, temperature = 1, max_new_tokens = 10 });
+
+        // Alone on the loop (this class's tests run one at a time), the six sequences are admitted together and each
+        // leaves after its last token: iteration k has a row per sample with more than k tokens, in one call.
+        int[] lengths = [.. response["samples"]!.AsArray().Select(s => s!["tokens"]!.AsArray().Count)];
+        int iterations = lengths.Max();
+        await metrics.WhenRecorded(iterations, requests: 1);
+        int[] rows = metrics.Rows;
+        Assert.Equal([.. Enumerable.Range(0, iterations).Select(k => lengths.Count(n => n > k))], rows);
+        Assert.Equal(6, rows[0]);
+        Assert.Equal(iterations, response["nfe"]!.GetValue<int>());
+        Assert.Equal(rows.Select(r => (long)r), metrics.RowsCounted);
+        Assert.Equal(rows.Length, metrics.Seconds.Length);   // their values: Iteration_time_is_measured_on_the_loops_clock
+
+        // In flight during each of the first three iterations, unless that one was its last (it finished first).
+        Assert.Equal([.. Enumerable.Range(1, Math.Min(3, iterations)).Select(k => k < iterations ? 1 : 0)], metrics.Active);
+        Assert.Contains(1, metrics.Active);
+
+        // Network evaluations: one decoder row per generated token.
+        Assert.Equal([lengths.Sum()], metrics.Evaluations);
+    }
+
+    [Fact]
+    public async Task Iteration_time_is_measured_on_the_loops_clock_from_the_iterations_start_to_its_end()
+    {
+        // A registry as the host builds it, but on a meter of its own and a fake clock, over the words-ar decoder
+        // behind a gate: while iteration k's call is held, the test moves the clock k ms.
+        ILoadedModel words = hosts.Iteration.Repository.GetReady(ArFixture.Words);
+        var parameters = new ArParameters { Seed = 5, Count = 3, Temperature = 1, MaxNewTokens = 5 };
+        ArJob reference = ArJob.Create(parameters, words, 64);
+        int[] lengths;
+        using (var plain = new ArIterationLoop(reference.Decoder, words.Manifest.Name, words.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, TimeProvider.System, NullLogger.Instance))
         {
-            Assert.Contains(1, active);
-            Assert.True(rows.Count >= 2, $"{rows.Count} iterations recorded");
-            Assert.All(rows, r => Assert.InRange(r, 1, 8));
-            Assert.Contains(6, rows);
-            Assert.Equal(rows.Count, seconds.Count);
-            Assert.All(seconds, s => Assert.True(s > 0 && s < 5));
+            lengths = [.. (await CompleteAsync(plain.RunAsync(reference, Ct, stream: false))).Samples.Select(s => s.Tokens.Length)];
         }
+
+        var time = new FakeTimeProvider();
+        await using ServiceProvider services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        IMeterFactory meters = services.GetRequiredService<IMeterFactory>();
+        using var metrics = new LoopMetricsRecorder(meters, "ar", ArFixture.Words);
+        var telemetry = new GenerationTelemetry(new GenServiceMetrics(meters), NullLogger<GenerationTelemetry>.Instance);
+        using var registry = new ArLoopRegistry(Options.Create(new ArLoopOptions()), meters, telemetry, time, NullLoggerFactory.Instance);
+        var gate = new GatedRunner(reference.Decoder.Runner);
+        ArJob job = ArJob.Create(parameters, words, 64) with { Decoder = new ArDecoder(gate, reference.Decoder.VocabSize) };
+
+        Task<ArCompleted> run = CompleteAsync(registry.RunAsync(job, stream: false, Ct));
+        int iterations = lengths.Max();
+        for (int k = 1; k <= iterations; k++)
+        {
+            await gate.WhenEntered(k);
+            metrics.ReadGauge();                          // the request is in flight: its call is held
+            time.Advance(TimeSpan.FromMilliseconds(k));
+            gate.Release(1);
+        }
+
+        ArCompleted done = await run;
+        await metrics.WhenRecorded(iterations, requests: 1);
+        Assert.Equal(lengths, done.Samples.Select(s => s.Tokens.Length));
+        Assert.Equal(iterations, gate.Calls);
+        Assert.Equal([.. Enumerable.Range(1, iterations).Select(k => TimeSpan.FromMilliseconds(k).TotalSeconds)], metrics.Seconds);
+        Assert.Equal([.. Enumerable.Range(0, iterations).Select(k => lengths.Count(n => n > k))], metrics.Rows);
+        Assert.Equal(Enumerable.Repeat(1, iterations), metrics.Active);
+        Assert.Equal([lengths.Sum()], metrics.Evaluations);
     }
 
     private ArIterationLoop Scheduler(string model)
@@ -414,18 +516,20 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
 
         Exception?[] errors = await Task.WhenAll(jobs.Select(Run));
 
-        // Each request gets the decoder's own error (none hangs, none gets another's result), and no more calls are
-        // made for them.
+        // Each request gets the decoder's own error (none hangs, none gets another's result); no iteration completed.
         Assert.All(errors, e => Assert.Contains(FailingRunner.Message, Assert.IsType<InvalidOperationException>(e).Message, StringComparison.Ordinal));
         int calls = runner.Calls;
-        await Task.Delay(100, Ct);
-        Assert.Equal(calls, runner.Calls);
         Assert.Equal(0, runner.InFlight);
+        Assert.Equal(0, scheduler.RowsComputed);
 
-        // The loop is still there: once the decoder works again, a new request runs to its end.
+        // The loop is still there: once the decoder works again, a new request runs to its end, one call per token.
+        // No more calls were made for the failed requests: the runner saw exactly that request's 6 calls and rows.
         runner.Heal();
-        Assert.Null(await Run(jobs[0]));
-        Assert.True(runner.Calls >= calls + 6, $"{runner.Calls - calls} calls for a 6-token request");
+        ArCompleted healed = await CompleteAsync(scheduler.RunAsync(jobs[0] with { Decoder = decoder }, Ct, stream: false));
+        Assert.Equal(6, healed.Samples.Single().Tokens.Length);
+        Assert.Equal(6, healed.DecoderCalls);
+        Assert.Equal(calls + 6, runner.Calls);
+        Assert.Equal(6, scheduler.RowsComputed);
     }
 
     /// <summary>Fails every call (after a yield, as a real failure would come) until <see cref="Heal"/>.</summary>
@@ -460,21 +564,6 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             {
                 Interlocked.Decrement(ref _inFlight);
             }
-        }
-    }
-
-    /// <summary>The real decoder, 20 ms slower per call, counting calls.</summary>
-    private sealed class SlowRunner(IGraphRunner inner) : WrappedRunner(inner)
-    {
-        private int _calls;
-
-        public int Calls => Volatile.Read(ref _calls);
-
-        public override async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
-        {
-            Interlocked.Increment(ref _calls);
-            await Task.Delay(20, cancellationToken);
-            return await Inner.InferAsync(request, cancellationToken);
         }
     }
 }

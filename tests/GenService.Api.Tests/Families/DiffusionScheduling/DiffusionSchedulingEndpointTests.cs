@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Text.Json.Nodes;
 using GenService.Api.Tests.Infrastructure;
+using GenService.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using static GenService.Api.Tests.Families.FamilyTestHelpers;
 
@@ -109,55 +110,24 @@ public sealed class DiffusionSchedulingEndpointTests(TinyDiffusionHosts hosts) :
     [Fact]
     public async Task The_scheduler_reports_rows_per_iteration_iteration_time_and_active_requests()
     {
+        // The host's own loop and meter. The gauge is read from inside the first three iterations (on the loop, while
+        // the request is surely in flight): polling from the test would race a request that finishes in a few ms.
         IMeterFactory meters = hosts.Iteration.Services.GetRequiredService<IMeterFactory>();
-        var rows = new List<int>();
-        var seconds = new List<double>();
-        var active = new List<int>();
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (ReferenceEquals(instrument.Meter.Scope, meters) && instrument.Name.StartsWith("genservice.diffusion.", StringComparison.Ordinal))
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        MeterListener? self = null;
-        listener.SetMeasurementEventCallback<int>((instrument, value, _, _) =>
-        {
-            bool iteration = instrument.Name == "genservice.diffusion.iteration.rows";
-            lock (rows)
-            {
-                (iteration ? rows : active).Add(value);
-            }
-
-            // Read the gauge from inside an iteration (on the loop, while the request is surely in flight): polling
-            // from the test would race a request that finishes in a few milliseconds.
-            if (iteration && rows.Count <= 3)
-            {
-                self?.RecordObservableInstruments();
-            }
-        });
-        listener.SetMeasurementEventCallback<double>((_, value, _, _) =>
-        {
-            lock (rows)
-            {
-                seconds.Add(value);
-            }
-        });
-        self = listener;
-        listener.Start();
+        using var metrics = new LoopMetricsRecorder(meters, "diffusion", "tiny-ddpm", gaugeDuringIterations: 3);
 
         using HttpClient client = hosts.Iteration.CreateClient();
-        Task<JsonNode> running = client.PostOkAsync(Url, new { seed = 5, count = 6, steps = 100, class_label = 0, output = "tensor" });
-        await running;
-        lock (rows)
-        {
-            Assert.Contains(1, active);
-            Assert.True(rows.Count >= 100, $"{rows.Count} iterations recorded");
-            Assert.All(rows, r => Assert.InRange(r, 1, 8));
-            Assert.Contains(6, rows);
-            Assert.Equal(rows.Count, seconds.Count);
-            Assert.All(seconds, s => Assert.True(s > 0 && s < 5));
-        }
+        JsonNode response = await client.PostOkAsync(Url, new { seed = 5, count = 6, steps = 100, class_label = 0, output = "tensor" });
+
+        // Alone on the loop (this class's tests run one at a time): 100 iterations of the six unguided samples' rows.
+        Assert.Equal(100, response["nfe"]!.GetValue<int>());
+        await metrics.WhenRecorded(iterations: 100, requests: 1);
+        int[] rows = metrics.Rows;
+        Assert.Equal(Enumerable.Repeat(6, 100), rows);
+        Assert.Equal(rows.Select(r => (long)r), metrics.RowsCounted);
+        Assert.Equal(rows.Length, metrics.Seconds.Length);   // their values: DiffusionLoopRegistryTests, on a fake clock
+        Assert.Equal([1, 1, 1], metrics.Active);
+
+        // Network evaluations: each sample's denoiser rows, summed.
+        Assert.Equal([6L * 100], metrics.Evaluations);
     }
 }
