@@ -63,9 +63,9 @@ internal static class ArEndpoints
         ArCompleted done = await RunToEndAsync(loop, job, http.RequestAborted);
         if (ModelIO.WantsPngGrid(http))
         {
-            float[][] images = [.. done.Samples.Select(s => Pixels(job, s.Tokens))];
-            (int c, int h, int w) = ModelIO.Chw(job.Manifest);
-            (float black, float white) = ModelIO.Range(job.Manifest);
+            float[][] images = [.. done.Samples.Select(s => job.Pixels(s.Tokens))];
+            (int c, int h, int w) = ImageOutput.Chw(job.Manifest);
+            (float black, float white) = ImageOutput.Range(job.Manifest);
             http.Response.Headers["X-Seed"] = job.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return TypedResults.File(ImageCodec.EncodeGrid(images, c, h, w, black, white), "image/png");
         }
@@ -103,13 +103,13 @@ internal static class ArEndpoints
     private static SampleResponse BuildResponse(ArJob job, ArCompleted done, OutputMode mode, Stopwatch total)
     {
         ModelManifest manifest = job.Manifest;
-        (int c, int h, int w) = ModelIO.Chw(manifest);
-        (float black, float white) = ModelIO.Range(manifest);
+        (int c, int h, int w) = ImageOutput.Chw(manifest);
+        (float black, float white) = ImageOutput.Range(manifest);
         var samples = new List<Sample>(job.Count);
         for (int i = 0; i < job.Count; i++)
         {
             ArSampleResult r = done.Samples[i];
-            float[]? pixels = job.IsImage ? Pixels(job, r.Tokens) : null;
+            float[]? pixels = job.IsImage ? job.Pixels(r.Tokens) : null;
             samples.Add(new Sample
             {
                 Tokens = r.Tokens,
@@ -131,30 +131,6 @@ internal static class ArEndpoints
             Nfe = done.DecoderCalls,
             Timings = done.Timings.ToTimings(total),
         };
-    }
-
-    /// <summary>
-    /// Image AR: the prompt pixels then the generated ones, row-major; token k is level k of image_levels spread over
-    /// output.range (k / (levels - 1) of the way from black to white). A sample cut short is padded with level 0.
-    /// </summary>
-    internal static float[] Pixels(ArJob job, IReadOnlyList<int> generated)
-    {
-        int levels = job.Manifest.Tokens!.ImageLevels ?? job.AllowedTokens;
-        (float black, float white) = ModelIO.Range(job.Manifest);
-        var pixels = new float[job.Manifest.SampleElements];
-        Array.Fill(pixels, black);
-        int p = 0;
-        foreach (int token in job.Prompt.Concat(generated))
-        {
-            if (p >= pixels.Length)
-            {
-                break;
-            }
-
-            pixels[p++] = black + ((white - black) * token / (levels - 1));
-        }
-
-        return pixels;
     }
 
     /// <summary>SSE: `token` per generated token, `done` per finished sample; a failure after the headers is an `error` event.</summary>

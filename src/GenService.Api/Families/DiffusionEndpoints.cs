@@ -90,8 +90,8 @@ internal static class DiffusionEndpoints
     private static SampleResponse BuildResponse(DiffusionJob job, DiffusionCompleted done, OutputMode mode, Stopwatch total)
     {
         ModelManifest manifest = job.Manifest;
-        (int c, int h, int w) = ModelIO.Chw(manifest);
-        (float black, float white) = ModelIO.Range(manifest);
+        (int c, int h, int w) = ImageOutput.Chw(manifest);
+        (float black, float white) = ImageOutput.Range(manifest);
         string Png(float[] x) => Convert.ToBase64String(ImageCodec.EncodePng(x, c, h, w, black, white));
         var samples = new List<Sample>(job.Count);
         for (int i = 0; i < job.Count; i++)

@@ -130,6 +130,30 @@ public sealed record ArJob
         };
     }
 
+    /// <summary>
+    /// Image AR: the prompt pixels then the generated ones, row-major; token k is level k of image_levels spread over
+    /// output.range (k / (levels - 1) of the way from black to white). A sample cut short is padded with level 0.
+    /// </summary>
+    public float[] Pixels(IReadOnlyList<int> generated)
+    {
+        int levels = Manifest.Tokens!.ImageLevels ?? AllowedTokens;
+        (float black, float white) = ImageOutput.Range(Manifest);
+        var pixels = new float[Manifest.SampleElements];
+        Array.Fill(pixels, black);
+        int p = 0;
+        foreach (int token in Prompt.Concat(generated))
+        {
+            if (p >= pixels.Length)
+            {
+                break;
+            }
+
+            pixels[p++] = black + ((white - black) * token / (levels - 1));
+        }
+
+        return pixels;
+    }
+
     /// <summary>Start token per sample (shared with log-likelihood, which passes count 1 and a fixed seed).</summary>
     internal static (int?[] Starts, int?[] Reported) ResolveStartTokens(int? classLabel, ModelManifest manifest, int count, ulong seed)
     {

@@ -66,8 +66,8 @@ internal static class ModelIO
             throw new RequestValidationException($"{field}.png", $"'{field}.png' is not valid base64.");
         }
 
-        (int c, int h, int w) = Chw(manifest);
-        (float black, float white) = Range(manifest);
+        (int c, int h, int w) = ImageOutput.Chw(manifest);
+        (float black, float white) = ImageOutput.Range(manifest);
         try
         {
             return ImageCodec.DecodeToChw(bytes, c, h, w, black, white);
@@ -77,20 +77,6 @@ internal static class ModelIO
             throw new RequestValidationException($"{field}.png", $"'{field}.png' {e.Message}.");
         }
     }
-
-    public static (int C, int H, int W) Chw(ModelManifest manifest)
-    {
-        int[] s = manifest.Output.Shape;
-        return s.Length switch
-        {
-            3 => (s[0], s[1], s[2]),
-            2 => (1, s[0], s[1]),
-            _ => (1, 1, s.Aggregate(1, (a, b) => a * b)),
-        };
-    }
-
-    public static (float Black, float White) Range(ModelManifest manifest)
-        => manifest.Output.Range is [var lo, var hi] ? (lo, hi) : (-1f, 1f);
 
     /// <summary>True when the client asked for one PNG (the grid) instead of JSON.</summary>
     public static bool WantsPngGrid(HttpContext http)
@@ -113,8 +99,8 @@ internal static class ModelIO
     /// </summary>
     public static IResult Respond(HttpContext http, ModelManifest manifest, GeneratedSamples generated, OutputMode mode, Stopwatch total)
     {
-        (int c, int h, int w) = Chw(manifest);
-        (float black, float white) = Range(manifest);
+        (int c, int h, int w) = ImageOutput.Chw(manifest);
+        (float black, float white) = ImageOutput.Range(manifest);
         IReadOnlyList<float[]> samples = generated.Samples;
         if (WantsPngGrid(http))
         {
