@@ -53,7 +53,7 @@ public sealed class SamplerApiTests
     [MemberData(nameof(Kinds))]
     public void Rows_step_independently_so_batching_changes_nothing(SamplerKind kind)
     {
-        // Two samples stepped interleaved (as an iteration-level scheduler would) equal each stepped alone.
+        // Two samples stepped interleaved (as an iteration loop would) equal each stepped alone.
         var sampler = DiffusionSamplers.Create(Config, new SamplerSettings(kind, 12, Eta: 0.7));
         float[] Run(ulong sample, Action<int>? between)
         {

@@ -8,7 +8,7 @@ namespace GenService.Generation.Tests.Diffusion;
 /// loop whatever the company, one call per iteration with a timestep per row, the row cap, FIFO admission
 /// (per sample, never skipping the head), and cancelled requests leaving before the next iteration.
 /// </summary>
-public sealed class DiffusionSchedulerTests
+public sealed class DiffusionIterationLoopTests
 {
     private static DiffusionParameters Body(ulong seed, int steps, string sampler = "ddim", int count = 1, int? label = null, double? guidance = null, double? eta = null, int intermediates = 0)
         => new()

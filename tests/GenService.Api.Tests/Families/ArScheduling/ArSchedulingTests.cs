@@ -115,7 +115,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             alone.Add(Tokens(await client.PostOkAsync(Url(model), body)));
         }
 
-        ArIterationLoop words = Scheduler(ArFixture.Words);
+        ArIterationLoop words = LoopOf(ArFixture.Words);
         long rowsBefore = words.RowsComputed;
 
         // Three times the mix at once: 54 sequences against 8 rows per iteration.
@@ -137,7 +137,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         long tokens = together.Where((_, r) => crowd[r].Model == ArFixture.Words).Sum(t => t["samples"]!.AsArray().Sum(s => s!["tokens"]!.AsArray().Count));
         Assert.Equal(tokens, words.RowsComputed - rowsBefore);
         Assert.True(words.UsesCache);
-        Assert.False(Scheduler(ArFixture.Digits).UsesCache);
+        Assert.False(LoopOf(ArFixture.Digits).UsesCache);
     }
 
     [Fact]
@@ -261,13 +261,13 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
 
     /// <summary>
     /// Fits the planner to calls as good as free next to padded tokens, so every distinct prefix length gets its own
-    /// call (with a frozen clock the scheduler's own zero-length measurements leave the fit alone).
+    /// call (with a frozen clock the loop's own zero-length measurements leave the fit alone).
     /// </summary>
-    private static void OneCallPerLength(ArIterationLoop scheduler)
+    private static void OneCallPerLength(ArIterationLoop loop)
     {
         for (int i = 0; i < 50; i++)
         {
-            scheduler.Planner.Observe(10 + (13 * i), (10 + (13 * i)) * 1e-6);
+            loop.Planner.Observe(10 + (13 * i), (10 + (13 * i)) * 1e-6);
         }
     }
 
@@ -277,10 +277,10 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         // Prompts of different lengths, so one iteration holds prefixes of several lengths.
         ILoadedModel digits = hosts.Iteration.Repository.GetReady(ArFixture.Digits);
         ArJob[] jobs = PromptedDigitsJobs(digits, seed: 40, count: 2, maxNewTokens: 12);
-        ArIterationLoop Scheduler(TimeProvider time) => new(jobs[0].Decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, time, NullLogger.Instance);
-        static async Task<ArSampleResult[]> Run(ArIterationLoop scheduler, ArJob job)
+        ArIterationLoop LoopOf(TimeProvider time) => new(jobs[0].Decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, time, NullLogger.Instance);
+        static async Task<ArSampleResult[]> Run(ArIterationLoop loop, ArJob job)
         {
-            await foreach (ArEvent e in scheduler.RunAsync(job, Ct, stream: false))
+            await foreach (ArEvent e in loop.RunAsync(job, Ct, stream: false))
             {
                 if (e is ArCompleted done)
                 {
@@ -291,7 +291,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             throw new InvalidOperationException("no result");
         }
 
-        using ArIterationLoop one = Scheduler(TimeProvider.System);
+        using ArIterationLoop one = LoopOf(TimeProvider.System);
         var alone = new List<ArSampleResult[]>();
         foreach (ArJob job in jobs)
         {
@@ -343,13 +343,13 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         var gate = new GatedRunner(job.Decoder.Runner);
         var decoder = new ArDecoder(gate, job.Decoder.VocabSize);
         job = job with { Decoder = decoder };
-        using var scheduler = new ArIterationLoop(decoder, words.Manifest.Name, words.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, TimeProvider.System, NullLogger.Instance);
+        using var loop = new ArIterationLoop(decoder, words.Manifest.Name, words.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, TimeProvider.System, NullLogger.Instance);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         int tokens = 0;
         gate.Release(1);                              // the first iteration
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
         {
-            await foreach (ArEvent e in scheduler.RunAsync(job, cts.Token))
+            await foreach (ArEvent e in loop.RunAsync(job, cts.Token))
             {
                 if (e is ArTokenGenerated && ++tokens == 3)
                 {
@@ -360,17 +360,17 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
             }
         });
 
-        Assert.Equal(0, scheduler.ActiveRequests);    // out at once
+        Assert.Equal(0, loop.ActiveRequests);    // out at once
         gate.Open();
 
         // A later request runs to its end: by then the loop has passed the iteration after the held one, where it
         // dropped the leaver's rows. The iteration in flight when the client left finished; nothing after it ran.
         ArJob later = ArJob.Create(new ArParameters { Seed = 5, Count = 1, Temperature = 1, MaxNewTokens = 4 }, words, 64) with { Decoder = decoder };
-        ArCompleted done = await CompleteAsync(scheduler.RunAsync(later, Ct, stream: false));
+        ArCompleted done = await CompleteAsync(loop.RunAsync(later, Ct, stream: false));
         int laterTokens = done.Samples.Single().Tokens.Length;
         Assert.Equal(2, gate.Calls - done.DecoderCalls);
-        Assert.Equal((2 * 3) + laterTokens, scheduler.RowsComputed);
-        Assert.Equal(0, scheduler.ActiveRequests);
+        Assert.Equal((2 * 3) + laterTokens, loop.RowsComputed);
+        Assert.Equal(0, loop.ActiveRequests);
     }
 
     [Fact]
@@ -384,7 +384,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
     }
 
     [Fact]
-    public async Task The_scheduler_reports_rows_per_iteration_iteration_time_and_active_requests()
+    public async Task The_loop_reports_rows_per_iteration_iteration_time_and_active_requests()
     {
         // The host's own loop and meter; the gauge read from inside the first three iterations, on the loop.
         IMeterFactory meters = hosts.Iteration.Services.GetRequiredService<IMeterFactory>();
@@ -456,7 +456,7 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         Assert.Equal([lengths.Sum()], metrics.Evaluations);
     }
 
-    private ArIterationLoop Scheduler(string model)
+    private ArIterationLoop LoopOf(string model)
     {
         var registry = (ArLoopRegistry)hosts.Iteration.Services.GetRequiredService<IArLoop>();
         IGraphRunner graph = hosts.Iteration.Repository.GetReady(model).Graph("decoder")!;
@@ -495,14 +495,14 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         ArJob[] jobs = PromptedDigitsJobs(digits, seed: 60, count: 1, maxNewTokens: 6);
         var runner = new FailingRunner(jobs[0].Decoder.Runner);
         var decoder = new ArDecoder(runner, jobs[0].Decoder.VocabSize);
-        using var scheduler = new ArIterationLoop(decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, new FrozenTime(), NullLogger.Instance);
-        OneCallPerLength(scheduler);
+        using var loop = new ArIterationLoop(decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, new FrozenTime(), NullLogger.Instance);
+        OneCallPerLength(loop);
 
         async Task<Exception?> Run(ArJob job)
         {
             try
             {
-                await foreach (ArEvent e in scheduler.RunAsync(job with { Decoder = decoder }, Ct, stream: false))
+                await foreach (ArEvent e in loop.RunAsync(job with { Decoder = decoder }, Ct, stream: false))
                 {
                 }
 
@@ -520,16 +520,16 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         Assert.All(errors, e => Assert.Contains(FailingRunner.Message, Assert.IsType<InvalidOperationException>(e).Message, StringComparison.Ordinal));
         int calls = runner.Calls;
         Assert.Equal(0, runner.InFlight);
-        Assert.Equal(0, scheduler.RowsComputed);
+        Assert.Equal(0, loop.RowsComputed);
 
         // The loop is still there: once the decoder works again, a new request runs to its end, one call per token.
         // No more calls were made for the failed requests: the runner saw exactly that request's 6 calls and rows.
         runner.Heal();
-        ArCompleted healed = await CompleteAsync(scheduler.RunAsync(jobs[0] with { Decoder = decoder }, Ct, stream: false));
+        ArCompleted healed = await CompleteAsync(loop.RunAsync(jobs[0] with { Decoder = decoder }, Ct, stream: false));
         Assert.Equal(6, healed.Samples.Single().Tokens.Length);
         Assert.Equal(6, healed.DecoderCalls);
         Assert.Equal(calls + 6, runner.Calls);
-        Assert.Equal(6, scheduler.RowsComputed);
+        Assert.Equal(6, loop.RowsComputed);
     }
 
     /// <summary>Fails every call (after a yield, as a real failure would come) until <see cref="Heal"/>.</summary>

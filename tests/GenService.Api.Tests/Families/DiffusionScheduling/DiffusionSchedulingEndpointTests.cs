@@ -31,7 +31,7 @@ public sealed class TinyDiffusionHosts : IAsyncLifetime
 
 /// <summary>
 /// Through HTTP and ONNX Runtime: a sample is the same alone or in a crowd of mixed requests (1e-3), both scheduling
-/// modes give the same samples (1e-4), SSE progress works in iteration mode, and the scheduler's metrics report.
+/// modes give the same samples (1e-4), SSE progress works in iteration mode, and the loop's metrics report.
 /// </summary>
 public sealed class DiffusionSchedulingEndpointTests(TinyDiffusionHosts hosts) : IClassFixture<TinyDiffusionHosts>
 {
