@@ -137,8 +137,7 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
             r.InIteration = false;
             if (!r.Ended && Array.TrueForAll(r.Items, s => s.Result is not null))
             {
-                r.Complete();
-                Finish(r, error: null);
+                Finish(r, error: null, r.Complete());
             }
         }
 
@@ -382,10 +381,11 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
 
         public override bool Completed => Volatile.Read(ref _completed);
 
-        public void Complete()
+        /// <summary>Marks the request complete (a reader leaving now is no cancellation) and returns its result event.</summary>
+        public ArCompleted Complete()
         {
             Volatile.Write(ref _completed, true);
-            Events.Writer.TryWrite(new ArCompleted([.. Items.Select(s => s.Result!)], Calls, Timings));
+            return new ArCompleted([.. Items.Select(s => s.Result!)], Calls, Timings);
         }
 
         private static ArSequence[] NewSequences(ArJob job)

@@ -145,7 +145,7 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
             r.Report();
             if (r.Finished)
             {
-                Finish(r, error: null);
+                Finish(r, error: null, new DiffusionCompleted(r.Job.X, r.Intermediates, r.Timings));
             }
         }
 
@@ -244,7 +244,7 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
 
         public override bool Completed => Finished;
 
-        /// <summary>A progress event for every step all samples have now completed; the result after the last.</summary>
+        /// <summary>A progress event for every step all samples have now completed (the loop then finishes a finished request with its result).</summary>
         public void Report()
         {
             int done = int.MaxValue;
@@ -260,11 +260,6 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
                 {
                     Events.Writer.TryWrite(DiffusionRequestLoop.Progress(Job, ReportedSteps, _clock));
                 }
-            }
-
-            if (Finished)
-            {
-                Events.Writer.TryWrite(new DiffusionCompleted(Job.X, Intermediates, Timings));
             }
         }
     }

@@ -12,6 +12,7 @@ namespace GenService.Generation.Loops;
 /// </summary>
 internal abstract class IterationRequest<TItem, TEvent>
     where TItem : class
+    where TEvent : class
 {
     private bool _ended;
 
@@ -68,6 +69,7 @@ internal abstract class IterationRequest<TItem, TEvent>
 internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
     where TRequest : IterationRequest<TItem, TEvent>
     where TItem : class
+    where TEvent : class
 {
     // Admission wait enters a request's queue_ms through InferenceTimings, which sums InferenceResults.
     private static readonly Dictionary<string, Tensor> NoOutputs = [];
@@ -232,8 +234,12 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
         }
     }
 
-    /// <summary>Ends a request once: out of the queue, its items dropped at the next iteration. False if already ended.</summary>
-    protected bool Finish(TRequest request, Exception? error)
+    /// <summary>
+    /// Ends a request once: out of the queue, its items dropped at the next iteration, <see cref="OnEnded"/> recorded,
+    /// then <paramref name="result"/> (a completed request's last event) written and its events completed, in that
+    /// order, so that a caller holding the result sees its request's metrics already recorded. False if already ended.
+    /// </summary>
+    protected bool Finish(TRequest request, Exception? error, TEvent? result = null)
     {
         lock (_lock)
         {
@@ -252,6 +258,12 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
             _requests.Remove(request);
         }
 
+        OnEnded(request, error);
+        if (result is not null)
+        {
+            request.Events.Writer.TryWrite(result);
+        }
+
         if (error is null)
         {
             request.Events.Writer.TryComplete();
@@ -261,7 +273,6 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
             request.Events.Writer.TryComplete(error);
         }
 
-        OnEnded(request, error);
         return true;
     }
 
