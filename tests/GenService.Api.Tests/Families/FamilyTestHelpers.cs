@@ -38,18 +38,6 @@ internal static class FamilyTestHelpers
 
     public static float[][] AllData(this JsonNode response) => response["samples"]!.AsArray().Select(s => s!.Data()).ToArray();
 
-    public static double MaxAbsDiff(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        Assert.Equal(a.Length, b.Length);
-        double max = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            max = Math.Max(max, Math.Abs(a[i] - b[i]));
-        }
-
-        return max;
-    }
-
     /// <summary>Run one graph of a loaded model directly (bypassing the family route) with float inputs and int64 labels.</summary>
     public static async Task<float[]> RunGraphAsync(GenServiceFactory factory, string model, string role, string output, params (string Name, Tensor Value)[] inputs)
     {
