@@ -3,7 +3,9 @@ using GenService.Generation.Ar;
 using GenService.Generation.Diffusion;
 using GenService.Generation.Latent;
 using GenService.Generation.Loops;
+using GenService.Generation.TextToImage;
 using GenService.Inference.Metrics;
+using GenService.Inference.Repository;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -34,10 +36,16 @@ public static class GenerationServiceCollectionExtensions
             .BindConfiguration(ArLoopOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        services.AddOptions<TextToImageOptions>()
+            .BindConfiguration(TextToImageOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new GenerationTelemetry(sp.GetService<GenServiceMetrics>(), sp.GetRequiredService<ILogger<GenerationTelemetry>>()));
         services.TryAddSingleton<LatentGeneration>();
         services.TryAddSingleton<ArLikelihoodScorer>();
+        services.TryAddSingleton(sp => new TextToImagePipeline(sp.GetRequiredService<IDiffusionLoop>(), sp.GetRequiredService<IOptions<TextToImageOptions>>(), sp.GetService<IMeterFactory>()));
+        services.AddSingleton<IModelLoadCheck>(sp => sp.GetRequiredService<TextToImagePipeline>());
         services.TryAddSingleton<IDiffusionLoop>(sp =>
         {
             IOptions<DiffusionLoopOptions> options = sp.GetRequiredService<IOptions<DiffusionLoopOptions>>();

@@ -54,6 +54,13 @@ internal static class GraphIO
         };
     }
 
+    /// <summary>One value for a whole call, in the input's declared shape (a scalar, or [1]) and dtype.</summary>
+    public static Tensor Shared(TensorSpec spec, double value)
+    {
+        Tensor one = Scalars(spec, [value]);
+        return new Tensor(one.ElementType, (long[])spec.Dims.Clone(), one.Data);
+    }
+
     /// <summary>Add the class_label input when the graph has one and the request has labels.</summary>
     public static void AddLabels(Dictionary<string, Tensor> inputs, IGraphRunner runner, int[]? labels)
     {

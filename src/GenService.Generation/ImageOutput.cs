@@ -6,9 +6,11 @@ namespace GenService.Generation;
 public static class ImageOutput
 {
     /// <summary>Channels, height and width of <c>output.shape</c> (CHW; a 2-d shape is one channel, anything else one row).</summary>
-    public static (int C, int H, int W) Chw(ModelManifest manifest)
+    public static (int C, int H, int W) Chw(ModelManifest manifest) => Chw(manifest.Output.Shape);
+
+    /// <summary>Channels, height and width of a sample shape (a text-to-image request's own size).</summary>
+    public static (int C, int H, int W) Chw(int[] s)
     {
-        int[] s = manifest.Output.Shape;
         return s.Length switch
         {
             3 => (s[0], s[1], s[2]),

@@ -10,7 +10,7 @@ internal sealed class DiffusionSampleRequest : SampleRequest
     [Description("Inference steps, 1..num_train_timesteps (default 50).")]
     public int? Steps { get; set; }
 
-    [Description("ddpm, ddim (default), dpm_solver_pp (DPM-Solver++ 2M), euler, euler_ancestral.")]
+    [Description("ddpm, ddim, dpm_solver_pp (DPM-Solver++ 2M), euler, euler_ancestral, pndm (PLMS, N + 1 evaluations); default ddim, or the sampler a text-to-image folder's scheduler config names.")]
     public string? Sampler { get; set; }
 
     [Description("DDIM stochasticity in [0, 1] (ddim only; default 0 = deterministic).")]
@@ -19,7 +19,7 @@ internal sealed class DiffusionSampleRequest : SampleRequest
     [Description("leading, trailing or linspace; default: the model's scheduler.")]
     public string? TimestepSpacing { get; set; }
 
-    [Description("Classifier-free guidance scale (default 1 = off); needs a class_label and a model with a null class.")]
+    [Description("Classifier-free guidance scale. Class-conditional models: default 1 = off, needs a class_label and a null class. Text-to-image: default 7.5, guidance on when > 1 (as diffusers).")]
     public double? GuidanceScale { get; set; }
 
     [Description("img2img (SDEdit): the starting image, {\"png\": ...} or {\"data\": [...]}, one for all samples.")]
@@ -27,6 +27,18 @@ internal sealed class DiffusionSampleRequest : SampleRequest
 
     [Description("img2img: how far to noise the init, (0, 1] (default 0.8); 1 starts from pure noise.")]
     public double? Strength { get; set; }
+
+    [Description("Text-to-image models: what to draw.")]
+    public string? Prompt { get; set; }
+
+    [Description("Text-to-image models: what to steer away from (its embedding replaces the empty prompt's under guidance).")]
+    public string? NegativePrompt { get; set; }
+
+    [Description("Text-to-image models: image height in pixels, a multiple of the model's size_step (GET /v1/models/{model}); default its default size.")]
+    public int? Height { get; set; }
+
+    [Description("Text-to-image models: image width in pixels (as height).")]
+    public int? Width { get; set; }
 
     [Description("k: also return k snapshots of x_t and the predicted x0, evenly spread over the steps (default 0).")]
     public int? ReturnIntermediates { get; set; }
@@ -45,6 +57,10 @@ internal sealed class DiffusionSampleRequest : SampleRequest
         Init = init,
         Strength = Strength,
         ReturnIntermediates = ReturnIntermediates,
+        Prompt = Prompt,
+        NegativePrompt = NegativePrompt,
+        Height = Height,
+        Width = Width,
     });
 }
 

@@ -5,6 +5,7 @@ using GenService.Api.Families.Common;
 using GenService.Generation;
 using GenService.Generation.Diffusion;
 using GenService.Generation.Latent;
+using GenService.Generation.TextToImage;
 using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Repository;
@@ -21,8 +22,9 @@ internal static class DiffusionEndpoints
         group.MapPost("/samples", SampleAsync).DescribeSampling(
             "DiffusionSamples",
             "Sample by iterative denoising",
-            "`steps` (1..num_train_timesteps, default 50) with `sampler` ddim (default), ddpm, dpm_solver_pp (DPM-Solver++ 2M), euler or " +
-            "euler_ancestral; `timestep_spacing` leading/trailing/linspace; classifier-free guidance with `guidance_scale` and a `class_label`; " +
+            "`steps` (1..num_train_timesteps, default 50) with `sampler` ddim (default), ddpm, dpm_solver_pp (DPM-Solver++ 2M), euler, " +
+            "euler_ancestral or pndm; `timestep_spacing` leading/trailing/linspace; classifier-free guidance with `guidance_scale` and a `class_label`; " +
+            "text-to-image models (export folders): `prompt`, `negative_prompt`, `height`/`width`, guidance 7.5 by default, the folder's scheduler as the default sampler; " +
             "img2img with `init` + `strength`; `return_intermediates` k snapshots; `stream: true` (or Accept: text/event-stream) sends SSE " +
             "`progress` events per step, then `result`. `nfe` = denoiser evaluations per sample (doubled under guidance).",
             """{"count": 4, "seed": 42, "class_label": 7, "steps": 20, "sampler": "dpm_solver_pp", "guidance_scale": 2.0}""")
@@ -35,14 +37,30 @@ internal static class DiffusionEndpoints
         return app;
     }
 
-    internal static async Task<IResult> SampleAsync(string model, DiffusionSampleRequest request, HttpContext http, IModelRepository repository, IDiffusionLoop loop, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> SampleAsync(string model, DiffusionSampleRequest request, HttpContext http, IModelRepository repository, IDiffusionLoop loop,
+        TextToImagePipeline pipeline, IOptions<GenServiceApiOptions> options)
     {
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Diffusion, model);
         ModelManifest manifest = loaded.Manifest;
         OutputMode mode = OutputMode.Parse(request.Output, manifest);
-        float[]? init = request.Init is null ? null : ModelIO.DecodeInput(request.Init, manifest, "init");
-        DiffusionJob job = DiffusionJob.Create(request.ToParameters(init), loaded, options.Value.MaxCount);
+        DiffusionJob job;
+        Func<bool, CancellationToken, IAsyncEnumerable<DiffusionEvent>> run;
+        if (TextToImagePipeline.Serves(manifest))
+        {
+            // The init image has the request's own size (height, width), not the model's default.
+            int[] shape = [manifest.Output.Shape[0], request.Height ?? manifest.Output.Shape[1], request.Width ?? manifest.Output.Shape[2]];
+            float[]? init = request.Init is null ? null : ModelIO.DecodeInput(request.Init, manifest, "init", shape);
+            job = await pipeline.CreateJobAsync(request.ToParameters(init), loaded, options.Value.MaxCount, http.RequestAborted);
+            run = (progress, ct) => pipeline.RunAsync(job, progress, ct);
+        }
+        else
+        {
+            float[]? init = request.Init is null ? null : ModelIO.DecodeInput(request.Init, manifest, "init");
+            job = DiffusionJob.Create(request.ToParameters(init), loaded, options.Value.MaxCount);
+            run = (progress, ct) => loop.RunAsync(job, progress, ct);
+        }
+
         bool stream = request.Stream == true || EventStreams.Accepts(http);
         if (stream)
         {
@@ -51,13 +69,14 @@ internal static class DiffusionEndpoints
                 throw new RequestValidationException("stream", "A streamed response is text/event-stream; drop 'Accept: image/png' or 'stream'.");
             }
 
-            return TypedResults.ServerSentEvents(StreamAsync(loop, job, mode, total, http.RequestAborted));
+            return TypedResults.ServerSentEvents(StreamAsync(run(true, http.RequestAborted), job, mode, total, http.RequestAborted));
         }
 
-        DiffusionCompleted done = await RunToEndAsync(loop, job, http.RequestAborted);
+        DiffusionCompleted done = await RunToEndAsync(run(false, http.RequestAborted));
         if (done.Intermediates is null || ModelIO.WantsPngGrid(http))
         {
-            return ModelIO.Respond(http, manifest, new GeneratedSamples(job.Seed, done.Samples, job.ReportedLabels, done.Timings) { NetworkEvaluations = job.NetworkEvaluations }, mode, total);
+            var samples = new GeneratedSamples(job.Seed, done.Samples, job.ReportedLabels, done.Timings) { NetworkEvaluations = job.NetworkEvaluations, Shape = job.OutputShape };
+            return ModelIO.Respond(http, manifest, samples, mode, total);
         }
 
         return TypedResults.Json(BuildResponse(job, done, mode, total));
@@ -67,16 +86,21 @@ internal static class DiffusionEndpoints
     {
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Diffusion, model);
+        if (TextToImagePipeline.Serves(loaded.Manifest))
+        {
+            throw new RequestValidationException("model", $"'{model}' is a text-to-image pipeline; interpolations serve pixel-space diffusion models. Sample it with POST /v1/diffusion/{model}/samples.");
+        }
+
         OutputMode mode = OutputMode.Parse(request.Output, loaded.Manifest);
         (DiffusionJob job, double[] positions) = await DiffusionInterpolation.CreateAsync(request.ToParameters(loaded.Manifest), loaded, options.Value.MaxCount);
-        DiffusionCompleted done = await RunToEndAsync(loop, job, http.RequestAborted);
+        DiffusionCompleted done = await RunToEndAsync(loop.RunAsync(job, progress: false, http.RequestAborted));
         var frames = new GeneratedSamples(null, done.Samples, job.ReportedLabels, done.Timings) { NetworkEvaluations = job.NetworkEvaluations, Positions = positions };
         return ModelIO.Respond(http, loaded.Manifest, frames, mode, total);
     }
 
-    private static async Task<DiffusionCompleted> RunToEndAsync(IDiffusionLoop loop, DiffusionJob job, CancellationToken ct)
+    private static async Task<DiffusionCompleted> RunToEndAsync(IAsyncEnumerable<DiffusionEvent> events)
     {
-        await foreach (DiffusionEvent e in loop.RunAsync(job, progress: false, ct))
+        await foreach (DiffusionEvent e in events)
         {
             if (e is DiffusionCompleted done)
             {
@@ -90,7 +114,7 @@ internal static class DiffusionEndpoints
     private static SampleResponse BuildResponse(DiffusionJob job, DiffusionCompleted done, OutputMode mode, Stopwatch total)
     {
         ModelManifest manifest = job.Manifest;
-        (int c, int h, int w) = ImageOutput.Chw(manifest);
+        (int c, int h, int w) = ImageOutput.Chw(job.OutputShape);
         (float black, float white) = ImageOutput.Range(manifest);
         string Png(float[] x) => Convert.ToBase64String(ImageCodec.EncodePng(x, c, h, w, black, white));
         var samples = new List<Sample>(job.Count);
@@ -119,7 +143,7 @@ internal static class DiffusionEndpoints
             Model = manifest.Name,
             Family = manifest.Family.WireName(),
             Seed = job.Seed,
-            Shape = manifest.Output.Shape,
+            Shape = job.OutputShape,
             Samples = samples,
             Nfe = job.NetworkEvaluations,
             Timings = done.Timings.ToTimings(total),
@@ -127,8 +151,8 @@ internal static class DiffusionEndpoints
     }
 
     /// <summary>SSE: a `progress` event per step, then `result` (the JSON body of the non-streamed answer), or `error`.</summary>
-    private static IAsyncEnumerable<SseItem<string>> StreamAsync(IDiffusionLoop loop, DiffusionJob job, OutputMode mode, Stopwatch total, CancellationToken ct)
-        => EventStreams.StreamAsync(loop.RunAsync(job, progress: true, ct), e => e switch
+    private static IAsyncEnumerable<SseItem<string>> StreamAsync(IAsyncEnumerable<DiffusionEvent> events, DiffusionJob job, OutputMode mode, Stopwatch total, CancellationToken ct)
+        => EventStreams.StreamAsync(events, e => e switch
         {
             DiffusionStepDone step => EventStreams.Item(new DiffusionProgress(step.Step, step.Steps, step.Timestep, step.ElapsedMs), "progress"),
             DiffusionCompleted done => EventStreams.Item(BuildResponse(job, done, mode, total), "result"),

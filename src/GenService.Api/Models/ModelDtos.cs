@@ -53,8 +53,48 @@ internal sealed record ModelDetail : ModelSummary
 
     public int? Instances { get; init; }
 
+    /// <summary>A text-to-image pipeline: what was derived from its export folder (null for other models).</summary>
+    public TextToImageDetail? Pipeline { get; init; }
+
     /// <summary>Why the model is not ready, for a person to act on; null when it is.</summary>
     public string? Error { get; init; }
 
     public DateTimeOffset? LoadedAt { get; init; }
 }
+
+/// <summary>What GenService derived from a text-to-image export folder (model_index.json and the parts' config.json files).</summary>
+internal sealed record TextToImageDetail
+{
+    /// <summary>model_index.json's _class_name.</summary>
+    public required string PipelineClass { get; init; }
+
+    /// <summary>scheduler_config.json's _class_name; <see cref="DefaultSampler"/> is the sampler that runs it.</summary>
+    public required string SchedulerClass { get; init; }
+
+    public required string DefaultSampler { get; init; }
+
+    public required double DefaultGuidanceScale { get; init; }
+
+    /// <summary>Default image [height, width] in pixels: the UNet's sample_size x the VAE factor.</summary>
+    public required int[] DefaultSize { get; init; }
+
+    /// <summary>height and width must be multiples of this: VAE factor x the UNet's downsampling.</summary>
+    public required int SizeStep { get; init; }
+
+    public required int VaeScaleFactor { get; init; }
+
+    /// <summary>Latents are decoded as latents / scaling_factor.</summary>
+    public required double ScalingFactor { get; init; }
+
+    /// <summary>Prompt length in tokens (padded or truncated to it).</summary>
+    public required int MaxTokens { get; init; }
+
+    /// <summary>Whether img2img (`init`) is available: the folder has a vae_encoder.</summary>
+    public required bool ImageToImage { get; init; }
+
+    /// <summary>Each part's graph file and its size on disk (external data included).</summary>
+    public required IReadOnlyDictionary<string, PipelinePart> Parts { get; init; }
+}
+
+/// <summary>One graph of a pipeline: its file in the folder and bytes on disk.</summary>
+internal sealed record PipelinePart(string File, long Bytes);

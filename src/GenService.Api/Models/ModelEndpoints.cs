@@ -1,3 +1,4 @@
+using GenService.Generation.TextToImage;
 using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Repository;
@@ -55,10 +56,26 @@ internal static class ModelEndpoints
             Likelihood = m?.Likelihood,
             Batching = m?.Batching,
             Instances = m?.Instances,
+            Pipeline = m?.TextToImage is { } p ? PipelineDetail(m, p) : null,
             Error = entry.Error,
             LoadedAt = entry.LoadedAt,
         });
     }
+
+    private static TextToImageDetail PipelineDetail(ModelManifest m, TextToImageSpec p) => new()
+    {
+        PipelineClass = p.PipelineClass,
+        SchedulerClass = p.SchedulerClass,
+        DefaultSampler = p.DefaultSampler,
+        DefaultGuidanceScale = TextToImagePipeline.DefaultGuidanceScale,
+        DefaultSize = [m.Output.Shape[1], m.Output.Shape[2]],
+        SizeStep = p.VaeScaleFactor * p.UNetScaleFactor,
+        VaeScaleFactor = p.VaeScaleFactor,
+        ScalingFactor = p.ScalingFactor,
+        MaxTokens = p.MaxTokens,
+        ImageToImage = m.Graphs.ContainsKey("vae_encoder"),
+        Parts = m.Graphs.ToDictionary(g => g.Key, g => new PipelinePart(g.Value.File, p.PartBytes.GetValueOrDefault(g.Key))),
+    };
 
     /// <summary>Servable now: ready, or reloading while the previous version still serves.</summary>
     internal static bool IsReady(ModelEntry entry) =>

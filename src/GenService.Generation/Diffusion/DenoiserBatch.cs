@@ -1,4 +1,3 @@
-using GenService.Inference.Manifest;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
 
@@ -6,38 +5,38 @@ namespace GenService.Generation.Diffusion;
 
 /// <summary>
 /// One denoiser call over the current step of any set of samples (of one request or of many): a sample row per
-/// sample at its own timestep, followed by its null-class row under guidance. Input names are resolved once.
+/// sample at its own timestep and, under guidance, its unconditional row first (the null class, or the negative or
+/// empty prompt's hidden states, as diffusers orders its guidance batch). Input names are resolved once per graph.
+/// <para>
+/// Rows can share a call only when they agree on what the call fixes for all of them (<see cref="GroupKey"/>): the
+/// sample's shape (text-to-image requests may ask different sizes) and, for a UNet whose timestep is one scalar for
+/// the whole call (current Optimum exports), the timestep. An iteration makes one call per group.
+/// </para>
 /// </summary>
 internal sealed class DenoiserBatch
 {
     private readonly string _sampleName;
-    private readonly string _timestepName;
     private readonly TensorSpec _timestepSpec;
     private readonly TensorSpec? _labelSpec;
-    private readonly long[] _sampleDims;
-    private readonly int _elements;
+    private readonly TensorSpec? _textSpec;
 
-    public DenoiserBatch(IGraphRunner denoiser, ModelManifest manifest)
+    public DenoiserBatch(IGraphRunner denoiser)
     {
         Denoiser = denoiser;
         _sampleName = GraphIO.Input(denoiser, "sample");
-        _timestepName = GraphIO.Input(denoiser, "timestep");
-        _timestepSpec = denoiser.Signature.Inputs.First(s => s.Name == _timestepName);
+        string timestepName = GraphIO.Input(denoiser, "timestep");
+        _timestepSpec = denoiser.Signature.Inputs.First(s => s.Name == timestepName);
         _labelSpec = denoiser.Signature.Inputs.FirstOrDefault(s => s.Canonical == "class_label");
+        _textSpec = denoiser.Signature.Inputs.FirstOrDefault(s => s.Canonical == "encoder_hidden_states");
         PredictionName = GraphIO.Output(denoiser, "prediction");
-        int[] shape = manifest.Output.Shape;
-        _sampleDims = new long[shape.Length + 1];
-        for (int d = 0; d < shape.Length; d++)
-        {
-            _sampleDims[d + 1] = shape[d];
-        }
-
-        _elements = manifest.SampleElements;
     }
 
     public IGraphRunner Denoiser { get; }
 
     public string PredictionName { get; }
+
+    /// <summary>Whether the graph takes one timestep for the whole call (a scalar or [1]) instead of one per row.</summary>
+    public bool SharedTimestep => !_timestepSpec.Batched;
 
     /// <summary>Rows of one call over <paramref name="samples"/>.</summary>
     public static int RowsOf(IReadOnlyList<DiffusionSampleCursor> samples)
@@ -51,8 +50,46 @@ internal sealed class DenoiserBatch
         return rows;
     }
 
+    /// <summary>What rows must agree on to share a call: the sample shape and, for a shared timestep, its value.</summary>
+    public (int[] Shape, double Timestep) GroupKey(DiffusionSampleCursor s) => (s.Job.SampleShape, SharedTimestep ? s.Timestep : double.NaN);
+
     /// <summary>
-    /// The inputs of one call: rows in the order of <paramref name="samples"/>, guided samples taking two.
+    /// <paramref name="samples"/> split into the groups that can share a call, each in the samples' order. One group
+    /// when every sample has the same shape and the graph takes a timestep per row (the usual case, no copy).
+    /// </summary>
+    public List<List<DiffusionSampleCursor>> Groups(List<DiffusionSampleCursor> samples)
+    {
+        if (samples.Count == 0 || samples.TrueForAll(s => SameGroup(s, samples[0])))
+        {
+            return [samples];
+        }
+
+        var groups = new List<List<DiffusionSampleCursor>>();
+        foreach (DiffusionSampleCursor s in samples)
+        {
+            List<DiffusionSampleCursor>? group = groups.Find(g => SameGroup(g[0], s));
+            if (group is null)
+            {
+                group = [];
+                groups.Add(group);
+            }
+
+            group.Add(s);
+        }
+
+        return groups;
+    }
+
+    private bool SameGroup(DiffusionSampleCursor a, DiffusionSampleCursor b)
+    {
+        (int[] shapeA, double tA) = GroupKey(a);
+        (int[] shapeB, double tB) = GroupKey(b);
+        return (ReferenceEquals(shapeA, shapeB) || shapeA.AsSpan().SequenceEqual(shapeB)) && (double.IsNaN(tA) || tA == tB);
+    }
+
+    /// <summary>
+    /// The inputs of one call over one group (<see cref="Groups"/>): rows in the order of <paramref name="samples"/>,
+    /// a guided sample's unconditional row before its conditional one.
     /// <paramref name="dispatchImmediately"/>: the call is a whole loop iteration, batched already, so the
     /// batcher sends it at once; a request-level step leaves it false, so concurrent requests' steps can merge.
     /// </summary>
@@ -60,62 +97,103 @@ internal sealed class DenoiserBatch
     {
         // Fresh arrays per call: the batcher may hold the tensors until the call completes, and the call is
         // small next to the model run (64 rows of 8x8 = 16 KB).
-        int total = rows;
-        var input = new float[total * _elements];
-        var timesteps = new double[total];
-        var labels = _labelSpec is null ? null : new double[total];
+        int[] shape = samples[0].Job.SampleShape;
+        int elements = samples[0].Job.SampleElements;
+        PromptConditioning? text0 = samples[0].Job.Text;
+        int textElements = _textSpec is null || text0 is null ? 0 : text0.Elements;
+        var input = new float[rows * elements];
+        var timesteps = new double[rows];
+        var labels = _labelSpec is null ? null : new double[rows];
+        var text = textElements == 0 ? null : new float[rows * textElements];
         int row = 0;
         for (int k = 0; k < samples.Count; k++)
         {
             DiffusionSampleCursor s = samples[k];
-            Span<float> cond = input.AsSpan(row * _elements, _elements);
-            s.WriteModelInput(cond);
-            timesteps[row] = s.Timestep;
-            if (labels is not null)
-            {
-                labels[row] = s.Label ?? s.UnconditionalLabel;
-            }
-
-            row++;
+            Span<float> x = input.AsSpan(row * elements, elements);
+            s.WriteModelInput(x);
             if (s.Rows == 2)
             {
-                cond.CopyTo(input.AsSpan(row * _elements, _elements));
-                timesteps[row] = s.Timestep;
-                if (labels is not null)
-                {
-                    labels[row] = s.UnconditionalLabel;
-                }
-
-                row++;
+                x.CopyTo(input.AsSpan((row + 1) * elements, elements));
+                WriteRow(s, row, conditional: false);
+                WriteRow(s, row + 1, conditional: true);
             }
+            else
+            {
+                WriteRow(s, row, conditional: true);
+            }
+
+            row += s.Rows;
         }
 
-        long[] dims = (long[])_sampleDims.Clone();
-        dims[0] = total;
+        long[] dims = new long[shape.Length + 1];
+        dims[0] = rows;
+        for (int d = 0; d < shape.Length; d++)
+        {
+            dims[d + 1] = shape[d];
+        }
+
         var inputs = new Dictionary<string, Tensor>
         {
             [_sampleName] = Tensor.FromFloats(input, dims),
-            [_timestepName] = GraphIO.Scalars(_timestepSpec, timesteps),
+            [_timestepSpec.Name] = SharedTimestep ? GraphIO.Shared(_timestepSpec, timesteps[0]) : GraphIO.Scalars(_timestepSpec, timesteps),
         };
         if (_labelSpec is not null && labels is not null)
         {
             inputs[_labelSpec.Name] = GraphIO.Scalars(_labelSpec, labels);
         }
 
+        if (_textSpec is not null)
+        {
+            if (text is null)
+            {
+                throw new InvalidOperationException($"Graph {Denoiser.V2Name} takes encoder_hidden_states but the job has no prompt conditioning.");
+            }
+
+            inputs[_textSpec.Name] = Tensor.FromFloats(text, rows, text0!.Tokens, text0.Width);
+        }
+
         return new InferenceRequest { Inputs = inputs, Outputs = [PredictionName], DispatchImmediately = dispatchImmediately };
+
+        void WriteRow(DiffusionSampleCursor s, int at, bool conditional)
+        {
+            timesteps[at] = s.Timestep;
+            if (labels is not null)
+            {
+                labels[at] = conditional ? s.Label ?? s.UnconditionalLabel : s.UnconditionalLabel;
+            }
+
+            if (text is not null)
+            {
+                PromptConditioning c = s.Job.Text!;
+                (conditional ? c.Conditional : c.Unconditional).CopyTo(text.AsSpan(at * textElements, textElements));
+            }
+        }
     }
 
     /// <summary>Advances every sample one step from the call's prediction (rows laid out as <see cref="Build"/>).</summary>
-    public void Advance(IReadOnlyList<DiffusionSampleCursor> samples, float[] prediction, Span<float> scratch)
+    public static void Advance(IReadOnlyList<DiffusionSampleCursor> samples, float[] prediction, float[] scratch)
     {
         int row = 0;
         for (int k = 0; k < samples.Count; k++)
         {
             DiffusionSampleCursor s = samples[k];
-            ReadOnlySpan<float> cond = prediction.AsSpan(row * _elements, _elements);
-            ReadOnlySpan<float> uncond = s.Rows == 2 ? prediction.AsSpan((row + 1) * _elements, _elements) : default;
-            s.Advance(cond, uncond, scratch);
+            int n = s.Job.SampleElements;
+            ReadOnlySpan<float> uncond = s.Rows == 2 ? prediction.AsSpan(row * n, n) : default;
+            ReadOnlySpan<float> cond = prediction.AsSpan((row + s.Rows - 1) * n, n);
+            s.Advance(cond, uncond, scratch.AsSpan(0, 3 * n));
             row += s.Rows;
         }
+    }
+
+    /// <summary>Scratch for <see cref="Advance"/>: 3 x the largest sample of <paramref name="samples"/>.</summary>
+    public static float[] EnsureScratch(float[] scratch, IReadOnlyList<DiffusionSampleCursor> samples)
+    {
+        int most = 0;
+        for (int k = 0; k < samples.Count; k++)
+        {
+            most = Math.Max(most, samples[k].Job.SampleElements);
+        }
+
+        return scratch.Length >= 3 * most ? scratch : new float[3 * most];
     }
 }

@@ -29,19 +29,18 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
     private readonly IterationLoopMetrics? _metrics;
     private readonly GenerationTelemetry _telemetry;
     private readonly ILogger _logger;
-    private readonly float[] _scratch;
+    private float[] _scratch = [];
     private readonly List<LoopRequest> _touched = [];
 
     public DiffusionIterationLoop(IGraphRunner denoiser, ModelManifest manifest, int maxRowsPerIteration, int maxQueuedSamples,
         IterationLoopMetrics? metrics, GenerationTelemetry telemetry, TimeProvider time, ILogger logger, Action<DiffusionIterationLoop>? onClosed = null)
         : base(manifest.Name, maxRowsPerIteration > 0 ? maxRowsPerIteration : denoiser.MaxBatchSize, maxQueuedSamples, time)
     {
-        _batch = new DenoiserBatch(denoiser, manifest);
+        _batch = new DenoiserBatch(denoiser);
         _metrics = metrics;
         _telemetry = telemetry;
         _logger = logger;
         OnClosed = onClosed is null ? null : () => onClosed(this);
-        _scratch = new float[3 * manifest.SampleElements];
         Log.DiffusionLoopStarted(_logger, denoiser.V2Name, RowCap);
     }
 
@@ -85,20 +84,25 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
     {
         // One call per iteration, or, on a denoiser with several sessions, a few concurrent calls over contiguous
         // slices of the batch: the iteration then uses as many cores as the sessions have (each sample's row is
-        // computed alone either way, so the split does not change any sample).
-        int parts = PartsFor(rows, Denoiser.Concurrency);
+        // computed alone either way, so the split does not change any sample). Rows that cannot share a call (other
+        // image sizes, or other timesteps for a UNet that takes one scalar timestep) go in calls of their own.
+        List<List<DiffusionSampleCursor>> groups = _batch.Groups(batch);
         List<(List<DiffusionSampleCursor> Samples, InferenceResult Result)> done;
         try
         {
             // The iteration is the batch: it leaves the batcher at once instead of waiting max_queue_delay_ms for
             // company that cannot come (this loop is the denoiser's main caller and is waiting on this call).
-            if (parts == 1)
+            if (groups.Count == 1 && PartsFor(rows, Denoiser.Concurrency) == 1)
             {
                 done = [(batch, await Denoiser.InferAsync(_batch.Build(batch, rows, dispatchImmediately: true), Stopping.Token))];
             }
             else
             {
-                List<List<DiffusionSampleCursor>> slices = Slices(batch, rows, parts);
+                List<List<DiffusionSampleCursor>> slices = [.. groups.SelectMany(g =>
+                {
+                    int groupRows = DenoiserBatch.RowsOf(g);
+                    return Slices(g, groupRows, PartsFor(groupRows, Denoiser.Concurrency));
+                })];
                 InferenceResult[] results = await Task.WhenAll(slices.Select(slice =>
                     Denoiser.InferAsync(_batch.Build(slice, DenoiserBatch.RowsOf(slice), dispatchImmediately: true), Stopping.Token).AsTask()));
                 done = [.. slices.Zip(results)];
@@ -115,7 +119,8 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
         bool split = done.Count > 1;
         foreach ((List<DiffusionSampleCursor> samples, InferenceResult result) in done)
         {
-            _batch.Advance(samples, result.Outputs[_batch.PredictionName].AsFloats(), _scratch);
+            _scratch = DenoiserBatch.EnsureScratch(_scratch, samples);
+            DenoiserBatch.Advance(samples, result.Outputs[_batch.PredictionName].AsFloats(), _scratch);
             if (split)
             {
                 CollectRequests(samples, _touched);

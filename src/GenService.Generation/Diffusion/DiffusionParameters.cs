@@ -24,6 +24,18 @@ public sealed record DiffusionParameters : SampleParameters
     /// <summary>img2img: how far to noise <see cref="Init"/>, (0, 1] (default 0.8).</summary>
     public double? Strength { get; init; }
 
+    /// <summary>Text-to-image: the text to draw (default "").</summary>
+    public string? Prompt { get; init; }
+
+    /// <summary>Text-to-image: the text to steer away from; its embedding replaces the empty prompt's under guidance (default "").</summary>
+    public string? NegativePrompt { get; init; }
+
+    /// <summary>Text-to-image: image height in pixels, a multiple of the pipeline's size step (default: the UNet's sample_size x the VAE factor).</summary>
+    public int? Height { get; init; }
+
+    /// <summary>Text-to-image: image width in pixels (as <see cref="Height"/>).</summary>
+    public int? Width { get; init; }
+
     /// <summary>k snapshots of x_t and the predicted x0 along the way (default 0).</summary>
     public int? ReturnIntermediates { get; init; }
 }

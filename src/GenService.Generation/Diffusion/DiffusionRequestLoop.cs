@@ -20,9 +20,9 @@ internal sealed class DiffusionRequestLoop(GenerationTelemetry telemetry) : IDif
         var clock = Stopwatch.StartNew();
         var timings = new InferenceTimings();
         (DiffusionSampleCursor[] samples, List<DiffusionSnapshot>[]? intermediates) = Cursors(job);
-        var batch = new DenoiserBatch(job.Denoiser, job.Manifest);
+        var batch = new DenoiserBatch(job.Denoiser);
         int rows = DenoiserBatch.RowsOf(samples);
-        var scratch = new float[3 * job.Manifest.SampleElements];
+        var scratch = new float[3 * job.SampleElements];
         int total = job.Sampler.Timesteps.Count;
         int stepsDone = 0;
         Exception? stopped = new OperationCanceledException("The caller stopped reading the events.");
@@ -43,7 +43,7 @@ internal sealed class DiffusionRequestLoop(GenerationTelemetry telemetry) : IDif
                 }
 
                 timings.Add(result);
-                batch.Advance(samples, result.Outputs[batch.PredictionName].AsFloats(), scratch);
+                DenoiserBatch.Advance(samples, result.Outputs[batch.PredictionName].AsFloats(), scratch);
                 stepsDone++;
                 if (progress)
                 {

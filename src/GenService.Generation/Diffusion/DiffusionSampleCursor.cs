@@ -22,7 +22,7 @@ internal sealed class DiffusionSampleCursor
         Job = job;
         Index = index;
         Step = job.StartStep;
-        _state = job.Sampler.CreateState(job.Manifest.SampleElements);
+        _state = job.Sampler.CreateState(job.SampleElements);
         _noise = new NoiseStream(job.Seed, (ulong)index, NoiseStreamIds.DiffusionStepNoise);
         _snapshotSteps = snapshotSteps;
         _intermediates = intermediates;

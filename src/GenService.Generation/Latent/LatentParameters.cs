@@ -51,6 +51,9 @@ public sealed record GeneratedSamples(ulong? Seed, float[][] Samples, int?[] Rep
     /// <summary>Network evaluations per sample (diffusion), when the response reports them.</summary>
     public int? NetworkEvaluations { get; init; }
 
+    /// <summary>The shape of each sample when it is not output.shape (a text-to-image request's own size).</summary>
+    public int[]? Shape { get; init; }
+
     /// <summary>Interpolations: frame i's position t_i.</summary>
     public double[]? Positions { get; init; }
 }

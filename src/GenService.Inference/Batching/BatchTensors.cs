@@ -26,6 +26,13 @@ internal static class BatchTensors
         for (int i = 0; i < specs.Count; i++)
         {
             Tensor first = batch[0].Owner.Inputs[i];
+            if (!specs[i].Batched)
+            {
+                // Shared by every row, and equal in every request of the batch (the batcher merged only those).
+                inputs[specs[i].Name] = first;
+                continue;
+            }
+
             long[] shape = (long[])first.Shape.Clone();
             shape[0] = rows;
             int rowBytes = RowBytes(first);
@@ -86,6 +93,26 @@ internal static class BatchTensors
     {
         int rowBytes = RowBytes(source);
         Buffer.BlockCopy(source.Data, sourceRow * rowBytes, destination.Data, destinationRow * rowBytes, rows * rowBytes);
+    }
+
+    /// <summary>Whether two tensors of one input (same dtype and shape) hold the same values, byte for byte.</summary>
+    public static bool SameValues(Tensor a, Tensor b)
+    {
+        if (!a.Shape.AsSpan().SequenceEqual(b.Shape))
+        {
+            return false;
+        }
+
+        int bytes = checked((int)(a.ElementCount() * ElementSize(a.ElementType)));
+        for (int k = 0; k < bytes; k++)
+        {
+            if (Buffer.GetByte(a.Data, k) != Buffer.GetByte(b.Data, k))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>Bytes in one row (dimension 0 slice) of <paramref name="t"/>.</summary>

@@ -413,17 +413,28 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
         return true;
     }
 
-    /// <summary>Same non-batch shape for every input (dtypes are fixed by the signature).</summary>
-    private static bool Compatible(PendingRequest a, PendingRequest b)
+    /// <summary>
+    /// Same non-batch shape for every input (dtypes are fixed by the signature), and the same value in each input that
+    /// is shared by the whole call (a scalar timestep: rows at different timesteps cannot share such a call).
+    /// </summary>
+    private bool Compatible(PendingRequest a, PendingRequest b)
     {
         if (ReferenceEquals(a, b))
         {
             return true;
         }
 
+        IReadOnlyList<TensorSpec> specs = Signature.Inputs;
         for (int i = 0; i < a.Inputs.Length; i++)
         {
-            if (!a.Inputs[i].Shape.AsSpan(1).SequenceEqual(b.Inputs[i].Shape.AsSpan(1)))
+            if (!specs[i].Batched)
+            {
+                if (!BatchTensors.SameValues(a.Inputs[i], b.Inputs[i]))
+                {
+                    return false;
+                }
+            }
+            else if (!a.Inputs[i].Shape.AsSpan(1).SequenceEqual(b.Inputs[i].Shape.AsSpan(1)))
             {
                 return false;
             }

@@ -7,7 +7,7 @@ namespace GenService.Inference.Batching;
 /// Checks a request against one graph's signature before it is queued: every graph input and no other, with the
 /// graph's dtype, rank and fixed dims, and one row count shared by all inputs (the batch dimension the batcher
 /// concatenates along); the outputs asked for exist. A request that passes can be batched with any other whose
-/// non-batch shapes are equal. Every failure is a <see cref="RequestValidationException"/> naming the field.
+/// non-batch shapes are equal (and whose shared inputs, a scalar timestep, hold the same value). Every failure is a <see cref="RequestValidationException"/> naming the field.
 /// </summary>
 internal sealed class InferenceRequestValidator
 {
@@ -47,6 +47,18 @@ internal sealed class InferenceRequestValidator
             if (t.ElementType != spec.ElementType)
             {
                 throw new RequestValidationException($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' is {Tensor.V2Name(spec.ElementType)}, not {Tensor.V2Name(t.ElementType)}.");
+            }
+
+            if (!spec.Batched)
+            {
+                // Shared by every row (a scalar timestep): exactly the declared shape, no rows of its own.
+                if (!t.Shape.AsSpan().SequenceEqual(spec.Dims))
+                {
+                    throw new RequestValidationException($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' has the fixed shape [{FormatDims(spec.Dims)}] (one value for the whole call), got [{string.Join(",", t.Shape)}].");
+                }
+
+                ordered[i] = t;
+                continue;
             }
 
             if (t.Shape.Length != spec.Dims.Length || t.Shape.Length == 0)

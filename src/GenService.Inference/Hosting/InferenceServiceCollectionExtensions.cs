@@ -49,7 +49,8 @@ public static class InferenceServiceCollectionExtensions
             sp.GetRequiredService<IOptions<InferenceOptions>>(),
             sp.GetRequiredService<GenServiceMetrics>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>()));
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>(),
+            sp.GetServices<IModelLoadCheck>()));
         services.TryAddSingleton<IModelRepository>(sp => sp.GetRequiredService<ModelRepository>());
         services.AddHostedService<RepositoryStartupService>();
         return services;

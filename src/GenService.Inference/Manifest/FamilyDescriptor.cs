@@ -6,10 +6,17 @@ namespace GenService.Inference.Manifest;
 /// <param name="Inputs">Canonical inputs every such graph maps.</param>
 /// <param name="OptionalInputs">Canonical inputs a graph may map.</param>
 /// <param name="Outputs">Canonical outputs every such graph maps.</param>
-public sealed record FamilyRole(string Name, bool Required, string[] Inputs, string[] OptionalInputs, string[] Outputs);
+/// <param name="OptionalOutputs">Canonical outputs a graph may map (a VAE encoder maps one of two forms).</param>
+public sealed record FamilyRole(string Name, bool Required, string[] Inputs, string[] OptionalInputs, string[] Outputs, string[]? OptionalOutputs = null)
+{
+    public string[] OptionalOutputs { get; init; } = OptionalOutputs ?? [];
+}
 
-/// <summary>One /v1 route of a family, <c>POST /v1/{family}/{model}/{Path}</c>, offered when the model has <paramref name="Roles"/>.</summary>
-public sealed record FamilyRoute(string Path, string[] Roles);
+/// <summary>
+/// One /v1 route of a family, <c>POST /v1/{family}/{model}/{Path}</c>, offered when the model has <paramref name="Roles"/>
+/// and none of <paramref name="UnlessRoles"/>.
+/// </summary>
+public sealed record FamilyRoute(string Path, string[] Roles, string[]? UnlessRoles = null);
 
 /// <summary>
 /// A model family in one place: its wire name (model.json's <c>family</c>, the /v1 route segment, the
@@ -39,8 +46,15 @@ public sealed class FamilyDescriptor
     public static readonly FamilyDescriptor Diffusion = new(
         ModelFamily.Diffusion,
         "diffusion",
-        [new("denoiser", true, ["sample", "timestep"], ["class_label"], ["prediction"])],
-        [new("samples", ["denoiser"]), new("interpolations", ["denoiser"])]);
+        [
+            new("denoiser", true, ["sample", "timestep"], ["class_label", "encoder_hidden_states"], ["prediction"]),
+
+            // A latent text-to-image pipeline (an export folder, docs/model-contract.md): the prompt's encoder, the VAE.
+            new("text_encoder", false, ["input_ids"], [], ["hidden_states"]),
+            new("vae_decoder", false, ["latent"], [], ["sample"]),
+            new("vae_encoder", false, ["sample"], [], [], ["latent_parameters", "latent_sample"]),
+        ],
+        [new("samples", ["denoiser"]), new("interpolations", ["denoiser"], UnlessRoles: ["text_encoder"])]);
 
     /// <summary>AR decoders also take the KV-cache names <c>past_key_values.N.key/value</c> -> <c>present.N.key/value</c> (checked by the loader).</summary>
     public static readonly FamilyDescriptor Ar = new(
@@ -79,7 +93,8 @@ public sealed class FamilyDescriptor
     public FamilyRole? Role(string name) => Roles.FirstOrDefault(r => r.Name == name);
 
     /// <summary>The routes a model with these graph roles offers.</summary>
-    public IEnumerable<FamilyRoute> RoutesFor(IReadOnlyCollection<string> roles) => Routes.Where(r => r.Roles.All(roles.Contains));
+    public IEnumerable<FamilyRoute> RoutesFor(IReadOnlyCollection<string> roles)
+        => Routes.Where(r => r.Roles.All(roles.Contains) && !(r.UnlessRoles ?? []).Any(roles.Contains));
 }
 
 /// <summary>Shorthands on <see cref="ModelFamily"/>.</summary>

@@ -33,6 +33,17 @@ public static partial class ManifestLoader
     [GeneratedRegex(@"^present\.\d+\.(key|value)$")]
     internal static partial Regex PresentRegex();
 
+    /// <summary>Whether a folder holds a model: a model.json, or an export folder's model_index.json.</summary>
+    public static bool IsModelFolder(string directory)
+        => File.Exists(Path.Combine(directory, FileName)) || DiffusersFolder.IsExportFolder(directory);
+
+    /// <summary>
+    /// The manifest of a model folder: derived from an export folder (<see cref="DiffusersFolder"/>, model_index.json
+    /// wins over a model.json beside it, which may only override a few fields), else read from model.json.
+    /// </summary>
+    public static ModelManifest LoadFolder(string directory)
+        => DiffusersFolder.IsExportFolder(directory) ? DiffusersFolder.Load(directory) : Load(directory);
+
     /// <summary>Loads <c>model.json</c> from a model folder and validates it.</summary>
     /// <exception cref="ManifestException">The file is missing, is not valid JSON, or breaks the contract.</exception>
     public static ModelManifest Load(string directory)
@@ -158,7 +169,7 @@ public static partial class ManifestLoader
         }
     }
 
-    private static void Validate(ModelManifest m, string display, string folderName)
+    internal static void Validate(ModelManifest m, string display, string folderName)
     {
         [System.Diagnostics.CodeAnalysis.DoesNotReturn]
         void Fail(string field, string message) => throw new ManifestException($"{display}: {field}: {message}");
@@ -269,13 +280,13 @@ public static partial class ManifestLoader
             }
 
             CheckNames(m, display, role, "inputs", g.Inputs, rule.Inputs, rule.OptionalInputs, isInput: true);
-            CheckNames(m, display, role, "outputs", g.Outputs, rule.Outputs, [], isInput: false);
+            CheckNames(m, display, role, "outputs", g.Outputs, rule.Outputs, rule.OptionalOutputs, isInput: false);
         }
 
-        // Family extras.
-        if (m.Family == ModelFamily.Diffusion && m.Scheduler is null)
+        // Family extras. A missing diffusion scheduler is the diffusers defaults (the contract gives every key one).
+        if (m.TextToImage is null && m.Graphs!.Keys.FirstOrDefault(r => r is "text_encoder" or "vae_decoder" or "vae_encoder") is { } latentRole)
         {
-            // The contract gives every key a default, so a missing scheduler is the diffusers defaults.
+            Fail($"graphs.{latentRole}", "a text-to-image pipeline is served from its export folder (model_index.json beside text_encoder/, unet/, vae_decoder/), not described in model.json.");
         }
 
         if (m.Family == ModelFamily.Ar)

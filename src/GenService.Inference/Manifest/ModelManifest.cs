@@ -44,6 +44,13 @@ public sealed record ModelManifest
     /// <summary>AR only.</summary>
     public TokensSpec? Tokens { get; init; }
 
+    /// <summary>
+    /// Diffusion only: a latent text-to-image pipeline (an export folder with <c>model_index.json</c>), derived by
+    /// <see cref="DiffusersFolder"/>. Null for a pixel-space denoiser described by model.json.
+    /// </summary>
+    [JsonIgnore]
+    public TextToImageSpec? TextToImage { get; init; }
+
     /// <summary>Flow only, optional: discrete bits/dim.</summary>
     public LikelihoodSpec? Likelihood { get; init; }
 
@@ -117,6 +124,51 @@ public sealed record TokensSpec
 
     /// <summary>Image AR: token k is pixel level k of image_levels, spread over output.range.</summary>
     public int? ImageLevels { get; init; }
+}
+
+/// <summary>
+/// What a Stable-Diffusion-class export folder says about its pipeline (docs/model-contract.md, "Export folders"):
+/// read from model_index.json and the config.json files, never from a hand-written manifest.
+/// <see cref="ModelManifest.LatentShape"/> is the default latent [C, h, w] and <see cref="ModelManifest.Output"/>
+/// the default image [3, H, W], with H = h * <see cref="VaeScaleFactor"/>.
+/// </summary>
+public sealed record TextToImageSpec
+{
+    /// <summary>model_index.json's <c>_class_name</c> (e.g. StableDiffusionPipeline).</summary>
+    public required string PipelineClass { get; init; }
+
+    /// <summary>The scheduler's <c>_class_name</c> in scheduler/scheduler_config.json (e.g. PNDMScheduler).</summary>
+    public required string SchedulerClass { get; init; }
+
+    /// <summary>The wire name of the sampler that class names (pndm, ddim, ...): the request default.</summary>
+    public required string DefaultSampler { get; init; }
+
+    /// <summary>Latent channels (the UNet's in_channels).</summary>
+    public required int LatentChannels { get; init; }
+
+    /// <summary>Pixels per latent cell: 2^(len(vae block_out_channels) - 1).</summary>
+    public required int VaeScaleFactor { get; init; }
+
+    /// <summary>
+    /// The UNet's downsampling, 2^(len(unet block_out_channels) - 1): latent sizes are multiples of it, so image sizes
+    /// are multiples of VaeScaleFactor x UNetScaleFactor.
+    /// </summary>
+    public required int UNetScaleFactor { get; init; }
+
+    /// <summary>Latents are decoded as latents / ScalingFactor (vae config <c>scaling_factor</c>, 0.18215 when absent).</summary>
+    public required double ScalingFactor { get; init; }
+
+    /// <summary>The tokenizer folder (absolute).</summary>
+    public required string TokenizerDirectory { get; init; }
+
+    /// <summary>Token sequence length the text encoder sees (tokenizer_config.json's model_max_length, capped by the text encoder's max_position_embeddings).</summary>
+    public required int MaxTokens { get; init; }
+
+    /// <summary>Width of the text encoder's hidden states (its hidden_size; the UNet's cross_attention_dim).</summary>
+    public required int HiddenSize { get; init; }
+
+    /// <summary>Sizes of each part's ONNX files in bytes (external data included), by role.</summary>
+    public required IReadOnlyDictionary<string, long> PartBytes { get; init; }
 }
 
 public sealed record LikelihoodSpec

@@ -84,7 +84,7 @@ internal sealed class ModelLoader(InferenceOptions options, GenServiceMetrics? m
             {
                 try
                 {
-                    pool.Run(GraphValidator.WarmUpInputs(manifest, signature), [.. signature.Outputs.Select(o => o.Name)]);
+                    pool.Run(GraphValidator.WarmUpInputs(manifest, role, signature), [.. signature.Outputs.Select(o => o.Name)]);
                 }
                 catch (OnnxRuntimeException ex)
                 {

@@ -24,9 +24,11 @@ internal sealed class ModelRepository : IModelRepository, IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Slot> _slots = new(StringComparer.Ordinal);
     private readonly List<Task> _retiring = [];
+    private readonly IModelLoadCheck[] _checks;
 
-    public ModelRepository(IOptions<InferenceOptions> options, GenServiceMetrics? metrics, TimeProvider time, ILoggerFactory loggerFactory)
+    public ModelRepository(IOptions<InferenceOptions> options, GenServiceMetrics? metrics, TimeProvider time, ILoggerFactory loggerFactory, IEnumerable<IModelLoadCheck>? checks = null)
     {
+        _checks = [.. checks ?? []];
         _options = options.Value;
         _time = time;
         _logger = loggerFactory.CreateLogger("GenService.Inference.ModelRepository");
@@ -93,7 +95,7 @@ internal sealed class ModelRepository : IModelRepository, IAsyncDisposable
     public async Task<IReadOnlyList<ModelEntry>> ScanAsync(bool load, CancellationToken cancellationToken)
     {
         string[] found = Directory.Exists(Root)
-            ? [.. Directory.EnumerateDirectories(Root).Where(d => File.Exists(Path.Combine(d, ManifestLoader.FileName))).Select(Path.GetFileName).OfType<string>()]
+            ? [.. Directory.EnumerateDirectories(Root).Where(ManifestLoader.IsModelFolder).Select(Path.GetFileName).OfType<string>()]
             : [];
         if (!Directory.Exists(Root))
         {
@@ -153,7 +155,7 @@ internal sealed class ModelRepository : IModelRepository, IAsyncDisposable
             {
                 string dir = Path.Combine(Root, name);
                 if (name.Contains('/', StringComparison.Ordinal) || name.Contains('\\', StringComparison.Ordinal) || name.StartsWith('.')
-                    || !File.Exists(Path.Combine(dir, ManifestLoader.FileName)))
+                    || !ManifestLoader.IsModelFolder(dir))
                 {
                     throw new ModelNotFoundException(name);
                 }
@@ -204,14 +206,28 @@ internal sealed class ModelRepository : IModelRepository, IAsyncDisposable
                 // Session creation and warm-up are CPU-bound: off the caller's thread.
                 loaded = await Task.Run(() =>
                 {
-                    manifest = ManifestLoader.Load(slot.Directory);
+                    manifest = ManifestLoader.LoadFolder(slot.Directory);
                     if (_options.Instances > 0)
                     {
                         // GenService:Instances: the deployment's session count wins over the model's.
                         manifest = manifest with { Instances = _options.Instances };
                     }
 
-                    return _loader.Load(manifest, cancellationToken);
+                    LoadedModel built = _loader.Load(manifest, cancellationToken);
+                    try
+                    {
+                        foreach (IModelLoadCheck check in _checks)
+                        {
+                            check.Check(built);
+                        }
+                    }
+                    catch
+                    {
+                        built.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                        throw;
+                    }
+
+                    return built;
                 }, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

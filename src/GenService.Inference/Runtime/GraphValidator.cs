@@ -28,12 +28,26 @@ internal static class GraphValidator
             }
         }
 
+        // Optional outputs (the two forms of a VAE encoder's output) are mapped as the exporters name them; the graph
+        // keeps the ones it has, and must have one.
+        string[] optionalOutputs = FamilyDescriptor.Of(manifest.Family).Role(role)?.OptionalOutputs ?? [];
         foreach ((string canonical, string onnx) in spec.Outputs)
         {
             if (!outputs.ContainsKey(onnx))
             {
+                if (optionalOutputs.Contains(canonical))
+                {
+                    outCanonicalByOnnx.Remove(onnx);
+                    continue;
+                }
+
                 problems.Add($"graphs.{role}.outputs.{canonical}: the graph has no output '{onnx}' (its outputs: {string.Join(", ", outputs.Keys)})");
             }
+        }
+
+        if (optionalOutputs.Length > 0 && !spec.Outputs.Any(kv => optionalOutputs.Contains(kv.Key) && outputs.ContainsKey(kv.Value)))
+        {
+            problems.Add($"graphs.{role}.outputs: the graph has none of the outputs {string.Join(", ", optionalOutputs)} (its outputs: {string.Join(", ", outputs.Keys)})");
         }
 
         List<TensorSpec> inSpecs = Build(manifest, role, "inputs", inputs, canonicalByOnnx, problems, requireMapped: true);
@@ -67,6 +81,7 @@ internal static class GraphValidator
                 continue;
             }
 
+            // float16 tensors move as float32: the session pool casts at the graph's boundary.
             TensorElementType? type = OrtSessionPool.FromOrt(meta.ElementDataType);
             if (type is null)
             {
@@ -75,14 +90,15 @@ internal static class GraphValidator
             }
 
             long[] dims = [.. meta.Dimensions.Select(d => (long)d)];
-            if (dims.Length == 0 || dims[0] >= 0)
+            bool sharedTimestep = canonical == "timestep" && kind == "inputs" && (dims.Length == 0 || dims is [1]);
+            if (!sharedTimestep && (dims.Length == 0 || dims[0] >= 0))
             {
                 problems.Add($"{field}: '{name}' must have a dynamic batch dimension 0 (shape [{string.Join(",", dims)}])");
             }
 
-            if (canonical is not null)
+            if (canonical is not null && !sharedTimestep)
             {
-                Check(m, canonical, name, field, type.Value, dims, problems);
+                Check(m, role, canonical, name, field, type.Value, dims, problems);
             }
 
             specs.Add(new TensorSpec(name, canonical, type.Value, dims));
@@ -91,10 +107,12 @@ internal static class GraphValidator
         return specs;
     }
 
-    private static void Check(ModelManifest m, string canonical, string name, string field, TensorElementType type, long[] dims, List<string> problems)
+    private static void Check(ModelManifest m, string role, string canonical, string name, string field, TensorElementType type, long[] dims, List<string> problems)
     {
         TensorElementType[] allowed = canonical switch
         {
+            // Exporters of text encoders write int32 ids (current Optimum) or int64 ones.
+            "input_ids" when role == "text_encoder" => [TensorElementType.Int32, TensorElementType.Int64],
             "input_ids" or "attention_mask" or "position_ids" => [TensorElementType.Int64],
             "class_label" or "timestep" => [TensorElementType.Int64, TensorElementType.Float32],
             "log_det" => [TensorElementType.Float32],
@@ -105,17 +123,12 @@ internal static class GraphValidator
             problems.Add($"{field}: '{name}' is {Tensor.V2Name(type)} but {canonical} must be {string.Join(" or ", allowed.Select(Tensor.V2Name))}");
         }
 
-        int[]? perSample = canonical switch
-        {
-            "latent" => m.LatentShape ?? (m.Family == ModelFamily.Flow ? m.Output.Shape : null),
-            "sample" or "prediction" => m.Output.Shape,
-            "mean" or "log_var" => m.LatentShape,
-            _ => null,
-        };
+        int[]? perSample = PerSampleShape(m, role, canonical);
         int? rank = canonical switch
         {
             "timestep" or "class_label" or "log_det" => 1,
             "input_ids" or "attention_mask" or "position_ids" => 2,
+            "encoder_hidden_states" or "hidden_states" => 3,
             "logits" => 3,
             _ when canonical.StartsWith("past_key_values.", StringComparison.Ordinal) || canonical.StartsWith("present.", StringComparison.Ordinal) => 4,
             _ => perSample is null ? null : perSample.Length + 1,
@@ -142,13 +155,33 @@ internal static class GraphValidator
         {
             problems.Add($"{field}: '{name}' has {dims[2]} logits per position but tokens.vocab_size is {t.VocabSize}");
         }
+
+        if (canonical is "encoder_hidden_states" or "hidden_states" && m.TextToImage is { HiddenSize: > 0 } p && dims[2] >= 0 && dims[2] != p.HiddenSize)
+        {
+            problems.Add($"{field}: '{name}' has width {dims[2]} but the text encoder's hidden_size is {p.HiddenSize}");
+        }
     }
 
     /// <summary>
-    /// Batch-1 inputs for the warm-up run: dynamic non-batch dims from the manifest (latent shape, output
-    /// shape; AR: sequence 1, past 0), zeros everywhere except an attention mask of ones.
+    /// The per-sample shape a canonical tensor has (null when the manifest does not fix it). In a latent pipeline the
+    /// UNet's sample and prediction and the VAE decoder's input are latents; the decoder's output and the encoder's
+    /// input are images.
     /// </summary>
-    public static Dictionary<string, Tensor> WarmUpInputs(ModelManifest m, GraphSignature signature)
+    private static int[]? PerSampleShape(ModelManifest m, string role, string canonical) => canonical switch
+    {
+        "latent" => m.LatentShape ?? (m.Family == ModelFamily.Flow ? m.Output.Shape : null),
+        "sample" or "prediction" when role == "denoiser" && m.TextToImage is not null => m.LatentShape,
+        "sample" or "prediction" => m.Output.Shape,
+        "mean" or "log_var" => m.LatentShape,
+        _ => null,
+    };
+
+    /// <summary>
+    /// Batch-1 inputs for the warm-up run: dynamic non-batch dims from the manifest (latent shape, output
+    /// shape; AR: sequence 1, past 0; a text-to-image pipeline's token length and hidden size), zeros everywhere except
+    /// an attention mask of ones.
+    /// </summary>
+    public static Dictionary<string, Tensor> WarmUpInputs(ModelManifest m, string role, GraphSignature signature)
     {
         var inputs = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (TensorSpec s in signature.Inputs)
@@ -157,11 +190,19 @@ internal static class GraphValidator
             int[]? perSample = canonical switch
             {
                 "latent" => m.LatentShape ?? m.Output.Shape,
-                "sample" => m.Output.Shape,
-                _ => null,
+                "input_ids" when m.TextToImage is { } p => [p.MaxTokens],
+                "encoder_hidden_states" when m.TextToImage is { } p => [p.MaxTokens, Math.Max(p.HiddenSize, 1)],
+                _ => PerSampleShape(m, role, canonical),
             };
             bool past = canonical.StartsWith("past_key_values.", StringComparison.Ordinal);
             long[] shape = new long[s.Dims.Length];
+            if (shape.Length == 0)
+            {
+                // A timestep shared by the whole call (a scalar).
+                inputs[s.Name] = new Tensor(s.ElementType, shape, Array.CreateInstance(Tensor.ClrType(s.ElementType), 1));
+                continue;
+            }
+
             shape[0] = 1;
             for (int d = 1; d < shape.Length; d++)
             {

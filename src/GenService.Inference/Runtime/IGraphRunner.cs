@@ -7,7 +7,14 @@ namespace GenService.Inference.Runtime;
 /// <param name="Canonical">The contract's canonical name (model.json mapping), or null if unmapped.</param>
 /// <param name="ElementType">Element type declared by the graph.</param>
 /// <param name="Dims">Declared dims; -1 where dynamic (dim 0 is always the batch).</param>
-public sealed record TensorSpec(string Name, string? Canonical, TensorElementType ElementType, long[] Dims);
+public sealed record TensorSpec(string Name, string? Canonical, TensorElementType ElementType, long[] Dims)
+{
+    /// <summary>
+    /// Whether dim 0 is the batch (dynamic). An input that is not, a timestep exported as a scalar or as [1], is shared
+    /// by every row of a call: the batcher merges only requests that give it the same value.
+    /// </summary>
+    public bool Batched => Dims.Length > 0 && Dims[0] < 0;
+}
 
 /// <summary>The inputs and outputs of one graph.</summary>
 public sealed record GraphSignature(IReadOnlyList<TensorSpec> Inputs, IReadOnlyList<TensorSpec> Outputs)

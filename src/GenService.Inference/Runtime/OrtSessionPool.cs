@@ -17,6 +17,8 @@ internal sealed class OrtSessionPool : IBatchExecutor
     private readonly SessionOptions[] _options;
     private readonly ConcurrentQueue<InferenceSession> _idle = new();
     private readonly RunOptions _runOptions = new();
+    private readonly HashSet<string> _halfInputs;
+    private readonly HashSet<string> _halfOutputs;
     private int _roundRobin;
     private int _disposed;
 
@@ -25,6 +27,8 @@ internal sealed class OrtSessionPool : IBatchExecutor
         _sessions = sessions;
         _options = options;
         Provider = provider;
+        _halfInputs = [.. sessions[0].InputMetadata.Where(kv => kv.Value.IsTensor && kv.Value.ElementDataType == OrtElementType.Float16).Select(kv => kv.Key)];
+        _halfOutputs = [.. sessions[0].OutputMetadata.Where(kv => kv.Value.IsTensor && kv.Value.ElementDataType == OrtElementType.Float16).Select(kv => kv.Key)];
         foreach (InferenceSession s in sessions)
         {
             _idle.Enqueue(s);
@@ -61,7 +65,8 @@ internal sealed class OrtSessionPool : IBatchExecutor
         // free. Round-robin sharing is the fallback (sessions are thread-safe).
         bool fromIdle = _idle.TryDequeue(out InferenceSession? session);
         session ??= _sessions[(int)((uint)Interlocked.Increment(ref _roundRobin) % (uint)_sessions.Length)];
-        bool inPlace = outputBuffers is not null && outputNames.All(outputBuffers.ContainsKey);
+        // float16 outputs come back through a cast, so never in place.
+        bool inPlace = outputBuffers is not null && outputNames.All(outputBuffers.ContainsKey) && !outputNames.Any(_halfOutputs.Contains);
         var names = new string[inputs.Count];
         var values = new OrtValue[inputs.Count];
         var outputValues = inPlace ? new OrtValue[outputNames.Count] : null;
@@ -72,7 +77,7 @@ internal sealed class OrtSessionPool : IBatchExecutor
             foreach ((string name, Tensor t) in inputs)
             {
                 names[n] = name;
-                values[n] = ToOrtValue(t);
+                values[n] = _halfInputs.Contains(name) ? ToHalfOrtValue(t) : ToOrtValue(t);
                 n++;
             }
 
@@ -138,10 +143,35 @@ internal sealed class OrtSessionPool : IBatchExecutor
         };
     }
 
+    /// <summary>A float32 tensor cast to a float16 graph input (the service moves float32; the cast is at the boundary).</summary>
+    private static OrtValue ToHalfOrtValue(Tensor t)
+    {
+        ReadOnlySpan<float> source = t.FloatSpan;
+        var half = new Float16[source.Length];
+        for (int i = 0; i < half.Length; i++)
+        {
+            half[i] = (Float16)source[i];
+        }
+
+        return OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, half.AsMemory(), t.Shape);
+    }
+
     private static Tensor FromOrtValue(OrtValue value)
     {
         OrtTensorTypeAndShapeInfo info = value.GetTensorTypeAndShape();
         long[] shape = info.Shape;
+        if (info.ElementDataType == OrtElementType.Float16)
+        {
+            ReadOnlySpan<Float16> half = value.GetTensorDataAsSpan<Float16>();
+            var data = new float[half.Length];
+            for (int i = 0; i < data.Length; i++)
+            {
+                data[i] = (float)half[i];
+            }
+
+            return new Tensor(TensorElementType.Float32, shape, data);
+        }
+
         return info.ElementDataType switch
         {
             OrtElementType.Float => new Tensor(TensorElementType.Float32, shape, value.GetTensorDataAsSpan<float>().ToArray()),
@@ -163,9 +193,10 @@ internal sealed class OrtSessionPool : IBatchExecutor
         _ => throw new ArgumentOutOfRangeException(nameof(t)),
     };
 
+    /// <summary>The type the service moves for a graph's element type: float16 moves as float32 (cast at the boundary).</summary>
     internal static TensorElementType? FromOrt(OrtElementType t) => t switch
     {
-        OrtElementType.Float => TensorElementType.Float32,
+        OrtElementType.Float or OrtElementType.Float16 => TensorElementType.Float32,
         OrtElementType.Double => TensorElementType.Float64,
         OrtElementType.Int32 => TensorElementType.Int32,
         OrtElementType.Int64 => TensorElementType.Int64,

@@ -20,4 +20,7 @@ public static class NoiseStreamIds
 
     /// <summary>The latent draw of vae reconstruct with a seed: z = mean + sigma * eps.</summary>
     public const uint Reconstruct = 4;
+
+    /// <summary>img2img of a latent pipeline: the draw from the VAE encoder's distribution, z = mean + std * eps.</summary>
+    public const uint InitLatent = 5;
 }

@@ -84,7 +84,7 @@ public sealed class GenServiceFactory : WebApplicationFactory<Program>, IAsyncLi
         }
 
         int folders = Directory.Exists(ModelRepository)
-            ? Directory.GetDirectories(ModelRepository).Count(d => File.Exists(Path.Combine(d, "model.json")))
+            ? Directory.GetDirectories(ModelRepository).Count(GenService.Inference.Manifest.ManifestLoader.IsModelFolder)
             : 0;
         IReadOnlyList<ModelEntry> entries = Repository.List();
         if (entries.Count < folders || entries.Any(e => e.State == ModelState.Loading))

@@ -30,15 +30,24 @@ public static class RepositoryPaths
         string target = Path.Combine(Path.GetTempPath(), "genservice-tests-" + Guid.NewGuid().ToString("N")[..12]);
         foreach (string model in models)
         {
-            string from = Path.Combine(source, model);
-            string to = Path.Combine(target, model);
-            Directory.CreateDirectory(to);
-            foreach (string file in Directory.GetFiles(from))
-            {
-                File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
-            }
+            CopyFolder(Path.Combine(source, model), Path.Combine(target, model));
         }
 
         return target;
+    }
+
+    /// <summary>A folder and everything under it (an export folder has a folder per part).</summary>
+    public static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (string file in Directory.GetFiles(from))
+        {
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        }
+
+        foreach (string dir in Directory.GetDirectories(from))
+        {
+            CopyFolder(dir, Path.Combine(to, Path.GetFileName(dir)));
+        }
     }
 }

@@ -38,9 +38,10 @@ internal static class ModelIO
         }
     }
 
-    /// <summary>Decode one input.</summary>
-    public static float[] DecodeInput(ModelInput? input, ModelManifest manifest, string field)
+    /// <summary>Decode one input of <paramref name="shape"/> (default output.shape; a text-to-image request's image size).</summary>
+    public static float[] DecodeInput(ModelInput? input, ModelManifest manifest, string field, int[]? shape = null)
     {
+        shape ??= manifest.Output.Shape;
         if (input is null || (input.Png is null) == (input.Data is null))
         {
             throw new RequestValidationException(field, $"'{field}' must have exactly one of 'png' (base64) or 'data' (flat numbers).");
@@ -48,7 +49,7 @@ internal static class ModelIO
 
         if (input.Data is { } data)
         {
-            return Validate.Vector(data, manifest.SampleElements, $"{field}.data");
+            return Validate.Vector(data, shape.Aggregate(1, (a, b) => a * b), $"{field}.data");
         }
 
         if (manifest.Output.Kind != "image")
@@ -66,7 +67,7 @@ internal static class ModelIO
             throw new RequestValidationException($"{field}.png", $"'{field}.png' is not valid base64.");
         }
 
-        (int c, int h, int w) = ImageOutput.Chw(manifest);
+        (int c, int h, int w) = ImageOutput.Chw(shape);
         (float black, float white) = ImageOutput.Range(manifest);
         try
         {
@@ -99,7 +100,8 @@ internal static class ModelIO
     /// </summary>
     public static IResult Respond(HttpContext http, ModelManifest manifest, GeneratedSamples generated, OutputMode mode, Stopwatch total)
     {
-        (int c, int h, int w) = ImageOutput.Chw(manifest);
+        int[] shape = generated.Shape ?? manifest.Output.Shape;
+        (int c, int h, int w) = ImageOutput.Chw(shape);
         (float black, float white) = ImageOutput.Range(manifest);
         IReadOnlyList<float[]> samples = generated.Samples;
         if (WantsPngGrid(http))
@@ -131,7 +133,7 @@ internal static class ModelIO
             Model = manifest.Name,
             Family = manifest.Family.WireName(),
             Seed = generated.Seed,
-            Shape = manifest.Output.Shape,
+            Shape = shape,
             Samples = list,
             Nfe = generated.NetworkEvaluations,
             Timings = generated.Timings.ToTimings(total),
