@@ -10,7 +10,7 @@ internal sealed class DiffusionSampleRequest : SampleRequest
     [Description("Inference steps, 1..num_train_timesteps (default 50).")]
     public int? Steps { get; set; }
 
-    [Description("ddpm, ddim (default), dpm_solver_pp (DPM-Solver++ 2M), euler, euler_ancestral.")]
+    [Description("ddpm, ddim (default), dpm_solver_pp (DPM-Solver++ 2M), euler, euler_ancestral, pndm (PLMS as diffusers' PNDMScheduler: N + 1 evaluations, N + 9 with the PRK warm-up).")]
     public string? Sampler { get; set; }
 
     [Description("DDIM stochasticity in [0, 1] (ddim only; default 0 = deterministic).")]

@@ -21,8 +21,8 @@ internal static class DiffusionEndpoints
         group.MapPost("/samples", SampleAsync).DescribeSampling(
             "DiffusionSamples",
             "Sample by iterative denoising",
-            "`steps` (1..num_train_timesteps, default 50) with `sampler` ddim (default), ddpm, dpm_solver_pp (DPM-Solver++ 2M), euler or " +
-            "euler_ancestral; `timestep_spacing` leading/trailing/linspace; classifier-free guidance with `guidance_scale` and a `class_label`; " +
+            "`steps` (1..num_train_timesteps, default 50) with `sampler` ddim (default), ddpm, dpm_solver_pp (DPM-Solver++ 2M), euler, " +
+            "euler_ancestral or pndm (PLMS: N + 1 evaluations, N + 9 with the model's PRK warm-up); `timestep_spacing` leading/trailing/linspace; classifier-free guidance with `guidance_scale` and a `class_label`; " +
             "img2img with `init` + `strength`; `return_intermediates` k snapshots; `stream: true` (or Accept: text/event-stream) sends SSE " +
             "`progress` events per step, then `result`. `nfe` = denoiser evaluations per sample (doubled under guidance).",
             """{"count": 4, "seed": 42, "class_label": 7, "steps": 20, "sampler": "dpm_solver_pp", "guidance_scale": 2.0}""")
