@@ -26,7 +26,7 @@ public sealed class WireChoicesTests
     public void An_unknown_value_is_a_400_that_lists_every_allowed_value()
     {
         var e = Assert.Throws<RequestValidationException>(() => WireChoices.Sampler.Parse("plms"));
-        Assert.Equal("'sampler' must be one of ddpm, ddim, dpm_solver_pp, euler, euler_ancestral; got 'plms'.", e.Message);
+        Assert.Equal("'sampler' must be one of ddpm, ddim, dpm_solver_pp, euler, euler_ancestral, pndm; got 'plms'.", e.Message);
         Assert.Equal("'timestep_spacing' must be one of leading, trailing, linspace; got 'x'.", Assert.Throws<RequestValidationException>(() => WireChoices.Spacing.Parse("x")).Message);
         Assert.Equal("'method' must be one of slerp, lerp; got 'x'.", Assert.Throws<RequestValidationException>(() => WireChoices.Method.Parse("x")).Message);
         Assert.Equal("'output' must be one of png, tensor, both; got 'x'.", Assert.Throws<RequestValidationException>(() => WireChoices.Output.Parse("x")).Message);
@@ -37,6 +37,7 @@ public sealed class WireChoicesTests
     [InlineData("dpmsolver++", SamplerKind.DpmSolverPP)]
     [InlineData("dpm_solver++", SamplerKind.DpmSolverPP)]
     [InlineData("Euler_Ancestral", SamplerKind.EulerAncestral)]
+    [InlineData("PNDM", SamplerKind.Pndm)]
     public void Case_is_ignored_and_aliases_are_accepted(string name, SamplerKind expected)
         => Assert.Equal(expected, WireChoices.Sampler.Parse(name));
 

@@ -5,8 +5,9 @@ namespace GenService.Sampling.Tests;
 
 /// <summary>
 /// Every sampler x steps {1, 2, 5, 10, 50} x spacing x prediction type (plus DDIM eta, clip_sample, other beta
-/// schedules, steps_offset, img2img) against Reference/make_reference.py, which transcribes diffusers' schedulers
-/// in float64 numpy. Tolerance: max |x - ref| / (max |ref| + 1e-6) &lt;= 1e-4 on the final sample.
+/// schedules, steps_offset, img2img; pndm: steps {1, 2, 3, 4, 5, 10, 50}, epsilon and v_prediction, with and without
+/// the PRK warm-up, Stable Diffusion 1.x's scheduler) against Reference/make_reference.py, which transcribes diffusers'
+/// schedulers in float64 numpy. Tolerance: max |x - ref| / (max |ref| + 1e-6) &lt;= 1e-4 on the final sample.
 /// </summary>
 public sealed class DiffusionReferenceTests
 {
@@ -41,7 +42,8 @@ public sealed class DiffusionReferenceTests
         var c = root.GetProperty("cases")[index];
         var latents = Fixture.Floats(root.GetProperty("latents"));
         var noiseBank = root.GetProperty("noise_bank").EnumerateArray().Select(Fixture.Floats).ToArray();
-        var referenceTimesteps = Fixture.Doubles(c.GetProperty("timesteps"));
+        // pndm lists some timesteps twice on purpose; its "schedule" is the N distinct ones behind them.
+        var referenceTimesteps = Fixture.Doubles(c.TryGetProperty("schedule", out var schedule) ? schedule : c.GetProperty("timesteps"));
         if (referenceTimesteps.Zip(referenceTimesteps.Skip(1)).Any(p => p.Second >= p.First))
         {
             // The schedule repeats timesteps (too many steps for the spacing): refused, not sampled.
@@ -95,13 +97,14 @@ public sealed class DiffusionReferenceTests
     public void Fixture_covers_every_sampler_spacing_prediction_and_step_count()
     {
         var cases = Fixture.Load("diffusion.json").GetProperty("cases").EnumerateArray().ToList();
-        foreach (var sampler in new[] { "ddpm", "ddim", "dpm_solver_pp", "euler", "euler_ancestral" })
+        foreach (var sampler in new[] { "ddpm", "ddim", "dpm_solver_pp", "euler", "euler_ancestral", "pndm" })
         {
             foreach (var spacing in new[] { "leading", "trailing", "linspace" })
             {
-                foreach (var prediction in new[] { "epsilon", "v_prediction", "sample" })
+                // diffusers' PNDMScheduler has no "sample" prediction (refused: SamplerApiTests).
+                foreach (var prediction in sampler == "pndm" ? ["epsilon", "v_prediction"] : new[] { "epsilon", "v_prediction", "sample" })
                 {
-                    foreach (var steps in new[] { 1, 2, 5, 10, 50 })
+                    foreach (var steps in sampler == "pndm" ? [1, 2, 3, 4, 5, 10, 50] : new[] { 1, 2, 5, 10, 50 })
                     {
                         Assert.Contains(cases, c => c.GetProperty("sampler").GetString() == sampler && c.GetProperty("steps").GetInt32() == steps
                             && c.GetProperty("config").GetProperty("timestep_spacing").GetString() == spacing
@@ -110,6 +113,19 @@ public sealed class DiffusionReferenceTests
                 }
             }
         }
+
+        // pndm: both forms (PRK from 4 steps), img2img in both, and Stable Diffusion 1.x's scheduler config.
+        var pndm = cases.Where(c => c.GetProperty("sampler").GetString() == "pndm").ToList();
+        foreach (var skip in new[] { true, false })
+        {
+            Assert.Contains(pndm, c => SkipPrk(c) == skip && c.GetProperty("steps").GetInt32() == 50);
+            Assert.Contains(pndm, c => SkipPrk(c) == skip && c.GetProperty("strength").ValueKind != JsonValueKind.Null && c.GetProperty("start_step").GetInt32() == 1);
+        }
+
+        Assert.Contains(pndm, c => SkipPrk(c) && c.GetProperty("config").GetProperty("beta_schedule").GetString() == "scaled_linear"
+            && c.GetProperty("config").GetProperty("steps_offset").GetInt32() == 1 && !c.GetProperty("config").GetProperty("set_alpha_to_one").GetBoolean()
+            && c.GetProperty("steps").GetInt32() == 50 && c.GetProperty("strength").ValueKind == JsonValueKind.Null);
+        static bool SkipPrk(JsonElement c) => c.GetProperty("config").GetProperty("skip_prk_steps").GetBoolean();
     }
 
     private static string Describe(JsonElement c)
@@ -118,6 +134,7 @@ public sealed class DiffusionReferenceTests
         return $"{c.GetProperty("sampler").GetString()} N={c.GetProperty("steps").GetInt32()} {cfg.GetProperty("timestep_spacing").GetString()} "
             + $"{cfg.GetProperty("prediction_type").GetString()} {cfg.GetProperty("beta_schedule").GetString()} T={cfg.GetProperty("num_train_timesteps").GetInt32()} "
             + $"eta={c.GetProperty("eta").GetDouble()} clip={cfg.GetProperty("clip_sample").GetBoolean()} offset={cfg.GetProperty("steps_offset").GetInt32()} "
+            + (cfg.TryGetProperty("skip_prk_steps", out var skip) ? $"skip_prk={skip.GetBoolean()} alpha1={cfg.GetProperty("set_alpha_to_one").GetBoolean()} " : "")
             + $"strength={(c.GetProperty("strength").ValueKind == JsonValueKind.Null ? "-" : c.GetProperty("strength").GetDouble().ToString())}";
     }
 
@@ -143,6 +160,7 @@ public sealed class DiffusionReferenceTests
         TimestepSpacing = Enum.GetValues<TimestepSpacing>().Single(v => SamplerSettings.WireName(v) == cfg.GetProperty("timestep_spacing").GetString()),
         StepsOffset = cfg.GetProperty("steps_offset").GetInt32(),
         SetAlphaToOne = cfg.GetProperty("set_alpha_to_one").GetBoolean(),
+        SkipPrkSteps = cfg.TryGetProperty("skip_prk_steps", out var skip) && skip.GetBoolean(),
     };
 
     private static SamplerSettings ParseSettings(JsonElement c) =>

@@ -10,7 +10,7 @@ internal sealed class DiffusionSampleRequest : SampleRequest
     [Description("Inference steps, 1..num_train_timesteps (default 50).")]
     public int? Steps { get; set; }
 
-    [Description("ddpm, ddim, dpm_solver_pp (DPM-Solver++ 2M), euler, euler_ancestral, pndm (PLMS, N + 1 evaluations); default ddim, or the sampler a text-to-image folder's scheduler config names.")]
+    [Description("ddpm, ddim, dpm_solver_pp (DPM-Solver++ 2M), euler, euler_ancestral, pndm (PLMS as diffusers' PNDMScheduler: N + 1 evaluations, N + 9 with the PRK warm-up); default ddim, or the sampler a text-to-image folder's scheduler config names.")]
     public string? Sampler { get; set; }
 
     [Description("DDIM stochasticity in [0, 1] (ddim only; default 0 = deterministic).")]

@@ -23,7 +23,7 @@ internal static class DiffusionEndpoints
             "DiffusionSamples",
             "Sample by iterative denoising",
             "`steps` (1..num_train_timesteps, default 50) with `sampler` ddim (default), ddpm, dpm_solver_pp (DPM-Solver++ 2M), euler, " +
-            "euler_ancestral or pndm; `timestep_spacing` leading/trailing/linspace; classifier-free guidance with `guidance_scale` and a `class_label`; " +
+            "euler_ancestral or pndm (PLMS: N + 1 evaluations, N + 9 with the model's PRK warm-up); `timestep_spacing` leading/trailing/linspace; classifier-free guidance with `guidance_scale` and a `class_label`; " +
             "text-to-image models (export folders): `prompt`, `negative_prompt`, `height`/`width`, guidance 7.5 by default, the folder's scheduler as the default sampler; " +
             "img2img with `init` + `strength`; `return_intermediates` k snapshots; `stream: true` (or Accept: text/event-stream) sends SSE " +
             "`progress` events per step, then `result`. `nfe` = denoiser evaluations per sample (doubled under guidance).",

@@ -31,41 +31,52 @@ public static class DiffusionSamplers
             throw new ArgumentOutOfRangeException("timestep_spacing", spacing, "timestep_spacing must be leading, trailing or linspace.");
         }
 
-        IDiffusionSampler sampler = settings.Kind switch
+        DiffusionSamplerBase sampler = settings.Kind switch
         {
             SamplerKind.Ddpm => new DdpmSampler(schedule, TimestepSchedules.Ddim(trainSteps, settings.Steps, spacing, config.StepsOffset)),
             SamplerKind.Ddim => new DdimSampler(schedule, TimestepSchedules.Ddim(trainSteps, settings.Steps, spacing, config.StepsOffset), settings.Eta),
             SamplerKind.DpmSolverPP => new DpmSolverPPSampler(schedule, TimestepSchedules.DpmSolver(trainSteps, settings.Steps, spacing, config.StepsOffset)),
             SamplerKind.Euler => new EulerSampler(schedule, TimestepSchedules.Euler(trainSteps, settings.Steps, spacing, config.StepsOffset), spacing, ancestral: false),
             SamplerKind.EulerAncestral => new EulerSampler(schedule, TimestepSchedules.Euler(trainSteps, settings.Steps, spacing, config.StepsOffset), spacing, ancestral: true),
-            _ => throw new ArgumentOutOfRangeException("sampler", settings.Kind, "sampler must be ddpm, ddim, dpm_solver_pp, euler or euler_ancestral."),
+            SamplerKind.Pndm => PndmSampler.Create(schedule, settings.Steps, spacing),
+            _ => throw new ArgumentOutOfRangeException("sampler", settings.Kind, "sampler must be ddpm, ddim, dpm_solver_pp, euler, euler_ancestral or pndm."),
         };
 
         // Too many steps for the spacing: e.g. DPM-Solver++ with leading spacing uses T // (N + 1) as its stride, which
         // is 0 for N >= T and repeats timesteps; those steps do nothing (diffusers divides 0 by 0) and the sample is
-        // noise. Refuse rather than return garbage.
-        for (var i = 1; i < sampler.Timesteps.Count; i++)
+        // noise. Refuse rather than return garbage. Checked on the N inference timesteps: PNDM repeats some on purpose.
+        var inference = sampler.InferenceTimesteps;
+        for (var i = 1; i < inference.Count; i++)
         {
-            if (sampler.Timesteps[i] >= sampler.Timesteps[i - 1])
+            if (inference[i] >= inference[i - 1])
             {
                 var name = SamplerSettings.WireName(settings.Kind);
-                var distinct = sampler.Timesteps.Distinct().Count();
-                throw new ArgumentOutOfRangeException("steps", settings.Steps, $"steps {settings.Steps} with {spacing.ToString().ToLowerInvariant()} timestep spacing gives the {name} sampler only {distinct} distinct timesteps (it repeats timestep {sampler.Timesteps[i]}); use fewer steps or timestep_spacing trailing or linspace.");
+                var distinct = inference.Distinct().Count();
+                throw new ArgumentOutOfRangeException("steps", settings.Steps, $"steps {settings.Steps} with {spacing.ToString().ToLowerInvariant()} timestep spacing gives the {name} sampler only {distinct} distinct timesteps (it repeats timestep {inference[i]}); use fewer steps or timestep_spacing trailing or linspace.");
             }
         }
 
-        // steps_offset can push leading timesteps past the last trained one (diffusers would index out of range).
-        if (sampler.Timesteps[0] > trainSteps - 1)
+        // numpy's arange(T, 0, -T / N) has N + 1 points for some N (T = 1000: N = 61, 103, 121, ...), the last
+        // rounding to timestep -1. The samplers that index alphas_cumprod by timestep cannot step there (diffusers
+        // reads alphas_cumprod[-1], the noisiest, and returns noise); the sigma samplers clamp it to t = 0 as np.interp does.
+        if (settings.Kind is SamplerKind.Ddpm or SamplerKind.Ddim or SamplerKind.Pndm && sampler.Timesteps.Min() < 0)
         {
-            throw new ArgumentOutOfRangeException("steps", settings.Steps, $"steps {settings.Steps} with the model's steps_offset {config.StepsOffset} reaches timestep {sampler.Timesteps[0]}, beyond {trainSteps - 1}; use fewer steps or another timestep_spacing.");
+            var name = SamplerSettings.WireName(settings.Kind);
+            throw new ArgumentOutOfRangeException("steps", settings.Steps, $"steps {settings.Steps} with {spacing.ToString().ToLowerInvariant()} timestep spacing gives the {name} sampler timestep {sampler.Timesteps.Min()} (numpy's arange(T, 0, -T / N) has N + 1 points here); use another number of steps or timestep_spacing.");
+        }
+
+        // steps_offset can push leading timesteps past the last trained one (diffusers would index out of range).
+        if (sampler.Timesteps.Max() > trainSteps - 1)
+        {
+            throw new ArgumentOutOfRangeException("steps", settings.Steps, $"steps {settings.Steps} with the model's steps_offset {config.StepsOffset} reaches timestep {sampler.Timesteps.Max()}, beyond {trainSteps - 1}; use fewer steps or another timestep_spacing.");
         }
 
         return sampler;
     }
 }
 
-/// <summary>Per-sample state shared by all samplers; only DPM-Solver++ uses <see cref="PreviousX0"/>.</summary>
-internal sealed class SamplerState(int elements, bool keepsHistory) : ISamplerState
+/// <summary>Per-sample state shared by all samplers; only DPM-Solver++ uses <see cref="PreviousX0"/> (PNDM extends it: <see cref="PndmState"/>).</summary>
+internal class SamplerState(int elements, bool keepsHistory) : ISamplerState
 {
     public int Elements { get; } = elements;
 
@@ -81,11 +92,17 @@ internal sealed class SamplerState(int elements, bool keepsHistory) : ISamplerSt
 internal abstract class DiffusionSamplerBase : IDiffusionSampler
 {
     private readonly double[] _timesteps;
+    private readonly double[] _inferenceTimesteps;
 
-    protected DiffusionSamplerBase(NoiseSchedule schedule, double[] timesteps)
+    /// <param name="schedule">The model's training noise schedule.</param>
+    /// <param name="timesteps">The timestep of each model evaluation, noisiest first.</param>
+    /// <param name="inferenceTimesteps">The N distinct inference timesteps behind <paramref name="timesteps"/> where they
+    /// differ (PNDM evaluates some twice); null: the same list.</param>
+    protected DiffusionSamplerBase(NoiseSchedule schedule, double[] timesteps, double[]? inferenceTimesteps = null)
     {
         Schedule = schedule;
         _timesteps = timesteps;
+        _inferenceTimesteps = inferenceTimesteps ?? timesteps;
     }
 
     public abstract SamplerKind Kind { get; }
@@ -95,6 +112,15 @@ internal abstract class DiffusionSamplerBase : IDiffusionSampler
     public virtual double InitNoiseSigma => 1.0;
 
     public int NetworkEvaluations => _timesteps.Length;
+
+    /// <summary>
+    /// The request's N inference timesteps, noisiest first: <see cref="Timesteps"/> for every sampler but PNDM,
+    /// whose list repeats one (PLMS: N + 1 entries) or adds Runge-Kutta midpoints (PRK: N + 9).
+    /// </summary>
+    public IReadOnlyList<double> InferenceTimesteps => _inferenceTimesteps;
+
+    /// <summary>N, the steps the request asked for (diffusers' num_inference_steps).</summary>
+    public int InferenceSteps => _inferenceTimesteps.Length;
 
     protected NoiseSchedule Schedule { get; }
 
@@ -113,7 +139,7 @@ internal abstract class DiffusionSamplerBase : IDiffusionSampler
 
     public void Step(ISamplerState state, ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> x, ReadOnlySpan<float> noise, Span<float> predictedX0)
     {
-        if (state is not SamplerState s || (KeepsHistory && s.PreviousX0 is null))
+        if (state is not SamplerState s || !IsOwnState(s))
         {
             throw new ArgumentException("The state must come from this sampler's CreateState.", nameof(state));
         }
@@ -144,7 +170,7 @@ internal abstract class DiffusionSamplerBase : IDiffusionSampler
     public ISamplerState CreateState(int elements)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(elements);
-        return new SamplerState(elements, KeepsHistory);
+        return NewState(elements);
     }
 
     public int StartStepForStrength(double strength)
@@ -154,7 +180,9 @@ internal abstract class DiffusionSamplerBase : IDiffusionSampler
             throw new ArgumentOutOfRangeException("strength", strength, "strength must be in 0..1.");
         }
 
-        var n = _timesteps.Length;
+        // From N, not from Timesteps.Count: diffusers' get_timesteps works on num_inference_steps and then slices
+        // scheduler.timesteps[t_start:] (scheduler.order is 1 here), so PNDM keeps its extra entries at the end.
+        var n = InferenceSteps;
         var initTimestep = Math.Min((int)(n * strength), n);
         return Math.Max(n - initTimestep, 0);
     }
@@ -187,6 +215,12 @@ internal abstract class DiffusionSamplerBase : IDiffusionSampler
         var acp = Schedule.AlphasCumprod[(int)_timesteps[stepIndex]];
         return (Math.Sqrt(acp), Math.Sqrt(1 - acp));
     }
+
+    /// <summary>A fresh per-sample state (samplers with more memory than <see cref="SamplerState"/> override both).</summary>
+    protected virtual SamplerState NewState(int elements) => new(elements, KeepsHistory);
+
+    /// <summary>Whether <paramref name="state"/> has what this sampler's steps need (it came from a sampler of this kind).</summary>
+    protected virtual bool IsOwnState(SamplerState state) => !KeepsHistory || state.PreviousX0 is not null;
 
     protected abstract void StepCore(SamplerState state, ReadOnlySpan<float> modelOutput, int stepIndex, Span<float> x, ReadOnlySpan<float> noise, Span<float> predictedX0);
 

@@ -1,7 +1,8 @@
 namespace GenService.Sampling.Diffusion;
 
 /// <summary>
-/// The per-sample memory of a sampler (DPM-Solver++ keeps the previous x0 prediction). One per sample of a
+/// The per-sample memory of a sampler (DPM-Solver++ keeps the previous x0 prediction; PNDM its last model outputs,
+/// a kept sample and its step counter). One per sample of a
 /// request; created by <see cref="IDiffusionSampler.CreateState"/>. Not thread-safe, never shared between samples.
 /// </summary>
 public interface ISamplerState
@@ -29,7 +30,10 @@ public interface IDiffusionSampler
 {
     SamplerKind Kind { get; }
 
-    /// <summary>The timestep given to the model at each step, noisiest first (fractional for euler linspace).</summary>
+    /// <summary>
+    /// The timestep given to the model at each step, noisiest first (fractional for euler linspace). N entries, except
+    /// pndm: N + 1 (its second timestep twice; 1 for N = 1), or N + 9 with the Runge-Kutta warm-up.
+    /// </summary>
     IReadOnlyList<double> Timesteps { get; }
 
     /// <summary>x_T = latents * InitNoiseSigma (1 except for the Euler samplers).</summary>
@@ -55,8 +59,10 @@ public interface IDiffusionSampler
     ISamplerState CreateState(int elements);
 
     /// <summary>
-    /// img2img (SDEdit) as diffusers' pipelines: init_timestep = min(floor(N * strength), N), start = N - init_timestep.
-    /// Returns Timesteps.Count when strength is so small that no step runs (the init comes back unchanged).
+    /// img2img (SDEdit) as diffusers' pipelines: init_timestep = min(floor(N * strength), N), start = N - init_timestep,
+    /// with N the requested steps; the steps from start to Timesteps.Count - 1 run. Returns Timesteps.Count when strength
+    /// is so small that no step runs (the init comes back unchanged); pndm lists more than N timesteps, so there
+    /// strength 0 still runs the last one, as diffusers does.
     /// </summary>
     int StartStepForStrength(double strength);
 

@@ -17,6 +17,9 @@ public enum SamplerKind
 
     /// <summary><c>euler_ancestral</c>: EulerAncestralDiscreteScheduler.</summary>
     EulerAncestral,
+
+    /// <summary><c>pndm</c>: PNDMScheduler (PLMS, plus the PRK warm-up unless the scheduler config skips it).</summary>
+    Pndm,
 }
 
 /// <summary>What one request asks of a sampler. <paramref name="Spacing"/> null = the model's scheduler default.</summary>
@@ -30,6 +33,7 @@ public sealed record SamplerSettings(SamplerKind Kind, int Steps, TimestepSpacin
         SamplerKind.DpmSolverPP => "dpm_solver_pp",
         SamplerKind.Euler => "euler",
         SamplerKind.EulerAncestral => "euler_ancestral",
+        SamplerKind.Pndm => "pndm",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 

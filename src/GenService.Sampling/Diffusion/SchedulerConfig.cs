@@ -49,4 +49,10 @@ public sealed record SchedulerConfig
     public int StepsOffset { get; init; }
 
     public bool SetAlphaToOne { get; init; } = true;
+
+    /// <summary>
+    /// PNDM only: true runs PLMS alone (as Stable Diffusion 1.x's scheduler config asks), false first runs diffusers'
+    /// 12 Runge-Kutta (PRK) warm-up evaluations. False when absent, as in diffusers' PNDMScheduler.
+    /// </summary>
+    public bool SkipPrkSteps { get; init; }
 }

@@ -5,8 +5,9 @@ It rewrites the JSON fixtures in tests/GenService.Sampling.Tests/Fixtures/, whic
 
 The diffusion schedulers below are transcribed from the published update equations as diffusers (0.2x-0.3x)
 defines them in DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler (dpmsolver++, order 2, midpoint,
-lower_order_final, final_sigmas_type "zero"), EulerDiscreteScheduler and EulerAncestralDiscreteScheduler
-(diffusers itself is not installed here). Everything is float64; diffusers keeps its schedule in float32, which
+lower_order_final, final_sigmas_type "zero"), EulerDiscreteScheduler, EulerAncestralDiscreteScheduler and
+PNDMScheduler (PLMS with skip_prk_steps, PRK warm-up without; transcribed from scheduling_pndm.py at diffusers
+commit 58eb52c0) (diffusers itself is not installed here). Everything is float64; diffusers keeps its schedule in float32, which
 moves the results by ~1e-6 relative, far inside the 1e-4 the tests allow.
 
 A pipeline loop is simulated exactly as diffusers pipelines do it:
@@ -283,9 +284,128 @@ class EulerAncestral(Euler):
         return res + noise * up if noise is not None else res
 
 
+class Pndm:
+    """PNDMScheduler, transcribed from diffusers' scheduling_pndm.py (set_timesteps, step, step_prk, step_plms,
+    _get_prev_sample) with its running values (ets, counter, cur_sample, cur_model_output) kept per sample.
+
+    skip_prk_steps true (Stable Diffusion 1.x): PLMS only, timesteps [t_{N-1}, t_{N-2}, t_{N-2}, ..., t_0] (N + 1
+    evaluations; N = 1 gives just [t_0]). skip_prk_steps false (diffusers' default): 12 Runge-Kutta (PRK) evaluations
+    over the 4 noisiest timesteps, then PLMS from the 4th noisiest down (N + 9 evaluations; needs N >= 4, diffusers
+    fails on a shape mismatch below). The counter counts this sample's steps since its start, not the step index,
+    so an img2img run that starts at t_start > 0 begins at counter 0 exactly as a freshly set diffusers scheduler.
+    """
+
+    def __init__(self, cfg, N):
+        if cfg["prediction_type"] not in ("epsilon", "v_prediction"):
+            raise ValueError("PNDMScheduler supports epsilon and v_prediction only")
+        self.cfg, self.N = cfg, N
+        T, sp = cfg["num_train_timesteps"], cfg["timestep_spacing"]
+        self.acp = alphas_cumprod_for(cfg)
+        self.final = 1.0 if cfg["set_alpha_to_one"] else self.acp[0]
+        self.skip_prk = cfg.get("skip_prk_steps", False)
+        if sp == "linspace":
+            ts = np.linspace(0, T - 1, N).round().astype(np.int64)
+        elif sp == "leading":
+            ratio = T // N
+            ts = (np.arange(0, N) * ratio).round()
+            ts += cfg["steps_offset"]
+        else:
+            ratio = T / N
+            ts = np.round(np.arange(T, 0, -ratio))[::-1].astype(np.int64)
+            ts -= 1
+        if self.skip_prk:
+            prk = np.array([])
+            plms = np.concatenate([ts[:-1], ts[-2:-1], ts[-1:]])[::-1].copy()
+        else:
+            prk = np.array(ts[-4:]).repeat(2) + np.tile(np.array([0, T // N // 2]), 4)
+            prk = (prk[:-1].repeat(2)[1:-1])[::-1].copy()
+            plms = ts[:-3][::-1].copy()
+        self.prk = [int(t) for t in prk]
+        self.timesteps = [float(t) for t in np.concatenate([prk, plms]).astype(np.int64)]
+        self.schedule = [float(t) for t in ts[::-1]]  # the N inference timesteps, noisiest first
+        self.init_noise_sigma = 1.0
+        self.ets, self.counter, self.cur_sample, self.cur_model_output = [], 0, None, 0
+
+    def scale(self, x, i):
+        return x
+
+    def needs_noise(self, i):
+        return False
+
+    def step(self, out, i, x, noise):
+        t = int(self.timesteps[i])
+        if self.counter < len(self.prk) and not self.skip_prk:
+            return self.step_prk(out, t, x)
+        return self.step_plms(out, t, x)
+
+    def step_prk(self, model_output, timestep, sample):
+        T, N = self.cfg["num_train_timesteps"], self.N
+        diff_to_prev = 0 if self.counter % 2 else T // N // 2
+        prev_timestep = timestep - diff_to_prev
+        timestep = self.prk[self.counter // 4 * 4]
+        if self.counter % 4 == 0:
+            self.cur_model_output = self.cur_model_output + 1 / 6 * model_output
+            self.ets.append(model_output)
+            self.cur_sample = sample
+        elif (self.counter - 1) % 4 == 0:
+            self.cur_model_output = self.cur_model_output + 1 / 3 * model_output
+        elif (self.counter - 2) % 4 == 0:
+            self.cur_model_output = self.cur_model_output + 1 / 3 * model_output
+        elif (self.counter - 3) % 4 == 0:
+            model_output = self.cur_model_output + 1 / 6 * model_output
+            self.cur_model_output = 0
+        cur_sample = self.cur_sample if self.cur_sample is not None else sample
+        prev_sample = self.prev_sample(cur_sample, timestep, prev_timestep, model_output)
+        self.counter += 1
+        return prev_sample
+
+    def step_plms(self, model_output, timestep, sample):
+        T, N = self.cfg["num_train_timesteps"], self.N
+        if not self.skip_prk and len(self.ets) < 3:
+            raise ValueError("PLMS before 12 PRK steps")
+        prev_timestep = timestep - T // N
+        if self.counter != 1:
+            self.ets = self.ets[-3:]
+            self.ets.append(model_output)
+        else:
+            prev_timestep = timestep
+            timestep = timestep + T // N
+        if len(self.ets) == 1 and self.counter == 0:
+            self.cur_sample = sample
+        elif len(self.ets) == 1 and self.counter == 1:
+            model_output = (model_output + self.ets[-1]) / 2
+            sample = self.cur_sample
+            self.cur_sample = None
+        elif len(self.ets) == 2:
+            model_output = (3 * self.ets[-1] - self.ets[-2]) / 2
+        elif len(self.ets) == 3:
+            model_output = (23 * self.ets[-1] - 16 * self.ets[-2] + 5 * self.ets[-3]) / 12
+        else:
+            model_output = (1 / 24) * (55 * self.ets[-1] - 59 * self.ets[-2] + 37 * self.ets[-3] - 9 * self.ets[-4])
+        prev_sample = self.prev_sample(sample, timestep, prev_timestep, model_output)
+        self.counter += 1
+        return prev_sample
+
+    def prev_sample(self, sample, timestep, prev_timestep, model_output):
+        """_get_prev_sample: formula (9) of the PNDM paper (the DDIM eta = 0 transfer)."""
+        a_t = self.acp[timestep]
+        a_prev = self.acp[prev_timestep] if prev_timestep >= 0 else self.final
+        b_t, b_prev = 1 - a_t, 1 - a_prev
+        if self.cfg["prediction_type"] == "v_prediction":
+            model_output = a_t ** 0.5 * model_output + b_t ** 0.5 * sample
+        sample_coeff = (a_prev / a_t) ** 0.5
+        denom = a_t * b_prev ** 0.5 + (a_t * b_t * a_prev) ** 0.5
+        return sample_coeff * sample - (a_prev - a_t) * model_output / denom
+
+    def add_noise(self, x0, noise, i):
+        a = self.acp[int(self.timesteps[i])]
+        return a ** 0.5 * x0 + (1 - a) ** 0.5 * noise
+
+
 def make(cfg, sampler, N, eta):
     return {"ddpm": lambda: Ddpm(cfg, N), "ddim": lambda: Ddim(cfg, N, eta), "dpm_solver_pp": lambda: DpmSolverPP(cfg, N),
-            "euler": lambda: Euler(cfg, N), "euler_ancestral": lambda: EulerAncestral(cfg, N)}[sampler]()
+            "euler": lambda: Euler(cfg, N), "euler_ancestral": lambda: EulerAncestral(cfg, N),
+            "pndm": lambda: Pndm(cfg, N)}[sampler]()
 
 
 def run(cfg, sampler, N, eta, latents, noise_bank, init=None, strength=None):
@@ -294,10 +414,13 @@ def run(cfg, sampler, N, eta, latents, noise_bank, init=None, strength=None):
     if init is None:
         x = latents * s.init_noise_sigma
     else:
-        # diffusers img2img: init_timestep = min(int(N * strength), N); t_start = max(N - init_timestep, 0)
+        # diffusers img2img: init_timestep = min(int(N * strength), N); t_start = max(N - init_timestep, 0), from
+        # num_inference_steps N even where the scheduler lists more timesteps (pndm: N + 1 or N + 9); the loop
+        # runs timesteps[t_start:] (scheduler.order is 1 for every sampler here) after add_noise at timesteps[t_start].
         init_ts = min(int(N * strength), N)
         start = max(N - init_ts, 0)
-        # strength 0 runs no step (diffusers would fail on an empty schedule): the init comes back unchanged
+        # strength 0 with N timesteps runs no step (diffusers would fail on an empty schedule): the init comes back
+        # unchanged. pndm still has timesteps[N:] = [t_0] left, one step, as in diffusers.
         x = s.add_noise(init, latents, start) if start < len(s.timesteps) else init.copy()
     for i in range(start, len(s.timesteps)):
         t = s.timesteps[i]
@@ -327,8 +450,11 @@ def diffusion_fixture():
 
     def add(cfg, sampler, N, eta=0.0, strength=None):
         s, start, x = run(cfg, sampler, N, eta, latents, noise_bank, init if strength is not None else None, strength)
-        cases.append(dict(config=cfg, sampler=sampler, steps=N, eta=eta, strength=strength, start_step=start,
-                          timesteps=s.timesteps, init_noise_sigma=float(s.init_noise_sigma), expected=f(x)))
+        case = dict(config=cfg, sampler=sampler, steps=N, eta=eta, strength=strength, start_step=start,
+                    timesteps=s.timesteps, init_noise_sigma=float(s.init_noise_sigma), expected=f(x))
+        if sampler == "pndm":
+            case["schedule"] = s.schedule  # the N distinct inference timesteps (timesteps repeats some)
+        cases.append(case)
 
     for sampler in ["ddpm", "ddim", "dpm_solver_pp", "euler", "euler_ancestral"]:
         for N in [1, 2, 5, 10, 50]:
@@ -352,6 +478,44 @@ def diffusion_fixture():
         for strength in [0.0, 0.3, 0.75, 1.0]:
             for sp in ["leading", "trailing", "linspace"]:
                 add(base_cfg(timestep_spacing=sp), sampler, 10, strength=strength)
+    # pndm (PNDMScheduler), after the others so their cases keep their places: PLMS only (skip_prk_steps true, as
+    # Stable Diffusion 1.x ships it) and with the PRK warm-up (diffusers' default false; needs N >= 4). diffusers'
+    # PNDM has no "sample" prediction (GenService refuses it) and no clip_sample.
+    def pndm_cfg(skip, **kw):
+        cfg = base_cfg(**kw)
+        cfg["skip_prk_steps"] = skip
+        return cfg
+
+    sd1 = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1,
+               set_alpha_to_one=False, timestep_spacing="leading")
+    for skip in [True, False]:
+        for N in [1, 2, 3, 4, 5, 10, 50]:
+            if not skip and N < 4:
+                continue
+            for sp in ["leading", "trailing", "linspace"]:
+                for pt in ["epsilon", "v_prediction"]:
+                    add(pndm_cfg(skip, timestep_spacing=sp, prediction_type=pt), "pndm", N)
+        for bs, b0, b1 in [("scaled_linear", 0.00085, 0.012), ("squaredcos_cap_v2", 0.0001, 0.02)]:
+            for sp in ["leading", "trailing", "linspace"]:
+                if bs == "squaredcos_cap_v2" and sp != "leading" and not skip:
+                    # Left out: the cosine schedule's acp_999 = 2.4e-9 makes the four PRK evaluations at t = 999 push
+                    # |x| to ~1e4, where the stand-in denoiser's sin(x) turns float32 rounding of x (what C# and
+                    # diffusers keep) into ~1e-3 relative differences: no float32 run can meet the 1e-4 tolerance.
+                    continue
+                add(pndm_cfg(skip, beta_schedule=bs, beta_start=b0, beta_end=b1, timestep_spacing=sp), "pndm", 20)
+        add(pndm_cfg(skip, steps_offset=1, set_alpha_to_one=False), "pndm", 10)
+        add(pndm_cfg(skip, num_train_timesteps=100, timestep_spacing="trailing", prediction_type="v_prediction"), "pndm", 7)
+        add(pndm_cfg(skip, num_train_timesteps=40, timestep_spacing="leading"), "pndm", 40)
+        add(pndm_cfg(skip, num_train_timesteps=40, timestep_spacing="linspace"), "pndm", 40)
+        for strength in [0.0, 0.1, 0.3, 0.75, 0.95, 1.0]:
+            for sp in ["leading", "trailing", "linspace"]:
+                add(pndm_cfg(skip, timestep_spacing=sp), "pndm", 10, strength=strength)
+    # Stable Diffusion 1.x's scheduler_config.json (PNDMScheduler, skip_prk_steps true), text-to-image and img2img.
+    for N in [1, 2, 3, 4, 5, 10, 50]:
+        add(pndm_cfg(True, **sd1), "pndm", N)
+    add(pndm_cfg(True, **dict(sd1, prediction_type="v_prediction")), "pndm", 25)
+    for strength in [0.3, 0.75, 0.8, 0.95]:
+        add(pndm_cfg(True, **sd1), "pndm", 50, strength=strength)
     return dict(elements=D, latents=f(latents), init=f(init), noise_bank=[f(r) for r in noise_bank[:50]],
                 cases=cases)
 
