@@ -11,8 +11,10 @@ this file:
     {"content": ...} objects;
   * tiny-clip-json/tokenizer/{tokenizer.json, tokenizer_config.json}: the same vocabulary as a Hugging Face
     fast-tokenizer file, laid out as transformers' CLIPConverter (convert_slow_tokenizer.py) writes it;
-  * clip_reference.json: for each prompt, the ids openai's tokenizer (models/training/clip_bpe.py) gives with
-    both vocabularies: "ids" (padded to max_length: bos, ids[:max_length-2], eos, pad...) and "unpadded".
+  * clip_reference.json: for each prompt, what openai's tokenizer (models/training/clip_bpe.py) gives with both
+    vocabularies: "clean" (the cleaned text), "unpadded" (its ids) and "ids" (padded to max_length: bos,
+    ids[:max_length-2], eos, pad...); and under "unicode", unicodedata's NFC and Python's str.lower over every code
+    point they change, for the C# ports of those two steps (UnicodeNfc, ClipTokenizer.PythonLower).
 
 The prompts avoid what ftfy.fix_text would change beyond NFC (curly quotes, ligatures, full-width forms, mojibake,
 control characters) because ftfy is not installed here and clip_bpe.py then falls back to NFC ("ftfy" in the
@@ -22,6 +24,7 @@ import collections
 import json
 import os
 import sys
+import unicodedata
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", "..", ".."))
@@ -52,7 +55,7 @@ PROMPTS = [
     "DON'T IT'S THEY'VE rock'n'roll o'clock 'tis ''s",
     "café naïve über straße Ærøskøbing déjà vu",
     "cafe\u0301 nai\u0308ve u\u0308ber",
-    "ΟΔΟΣ ΣΟΦΙΑ ΣΑΣ İstanbul",
+    "ΟΔΟΣ ΣΟΦΙΑ ΣΑΣ İstanbul ΟΔΟΣ. Σ ΑΣ'Α ΑΣ\u0301",
     "猫が好き 一只可爱的猫 고양이",
     "a cat 🐱🚀 and a family 👩\u200d👩\u200d👧 ❤️",
     "in 2024, 3.14159 and ١٢٣ ½ Ⅻ",
@@ -67,6 +70,7 @@ PROMPTS = [
     LONG,
     LONG + " " + LONG,
     "!!!!! ????? ,,,,, ....",
+    "it'\u017f <|\u017ftartoftext|> x'\u017f",
     "a",
     "A",
     "!",
@@ -183,8 +187,41 @@ def make_tiny():
 def cases(tok):
     out = []
     for text in PROMPTS:
-        out.append({"text": text, "unpadded": tok.encode(text), "ids": tok(text)})
+        out.append({"text": text, "clean": tok.clean(text), "unpadded": tok.encode(text), "ids": tok(text)})
     return out
+
+
+def unicode_cases():
+    """NFC and Python's lower-casing over every code point they change (Unicode of this Python), for the C# ports."""
+    assigned = [chr(cp) for cp in range(0x110000)
+                if not 0xD800 <= cp <= 0xDFFF and unicodedata.category(chr(cp)) not in ("Cn", "Co", "Cs")]
+    decomposable = [c for c in assigned if unicodedata.decomposition(c) and not unicodedata.decomposition(c).startswith("<")]
+    hangul = [chr(cp) for cp in (0xAC00, 0xAC01, 0xD7A3, 0xB098, 0xB0A0)]
+    tricky = [
+        "a\u0301\u0328",        # out of canonical order: reordered, then composed
+        "a\u0328\u0301",
+        "\u0301a",               # a leading combining mark composes with nothing
+        "e\u0301\u0301",         # the second acute is not blocked? it is (same class): stays
+        "\u1100\u1161\u11a8 \u1100\u1161 \uac00\u11a8",  # conjoining jamo compose to syllables
+        "\u0344 \u0f73 \u2126 \u212b \u1e9b\u0323",      # singletons and exclusions
+        "\U0001d15e \U000110ab",  # exclusions outside the BMP
+        "ḍ\u0307 q\u0307\u0323",
+    ]
+    nfc_inputs = [
+        " ".join(unicodedata.normalize("NFD", c) for c in decomposable + hangul),
+        " ".join(decomposable),
+    ] + tricky
+    cased = [c for c in assigned if c.lower() != c or c.upper() != c]
+    lower_inputs = [
+        " ".join(cased),
+        "".join(cased[:400]),
+        "ΟΔΟΣ ΣΟΦΙΑ ΑΣ. Σ ΑΣ'Α ΑΣ\u0301Α ΑΣ\u0301 ᾼΣ ΑΣ1 İİ ǅǄǆ ẞ",
+    ]
+    return {
+        "version": unicodedata.unidata_version,
+        "nfc": [{"text": t, "nfc": unicodedata.normalize("NFC", t)} for t in nfc_inputs],
+        "lower": [{"text": t, "lower": t.lower()} for t in lower_inputs],
+    }
 
 
 def main():
@@ -198,6 +235,7 @@ def main():
                  "eos": real.eos_id, "pad": real.pad_id, "cases": cases(real)},
         "tiny": {"vocab_size": tiny_size, "max_length": tiny.max_length, "bos": tiny.bos_id,
                  "eos": tiny.eos_id, "pad": tiny.pad_id, "cases": cases(tiny)},
+        "unicode": unicode_cases(),
     }
     write_json(os.path.join(HERE, "clip_reference.json"), fixture, indent=1)
     print(f"real: {len(real.encoder)} tokens; tiny: {tiny_size} tokens, {tiny_merges} merges; "
