@@ -746,6 +746,10 @@ def write_folder(name, opts, graphs, mutate=None):
     write_json(os.path.join(out, "text_encoder", "config.json"), text_encoder_config("float16" if fp16 else "float32"))
     unet_model = conv(graphs[("unet", opts["timestep"])])
     if mutate == "rename-ehs":
+        # A copy: the graph object is shared with the folders written after this one.
+        renamed = onnx.ModelProto()
+        renamed.CopyFrom(unet_model)
+        unet_model = renamed
         rename_input(unet_model, "encoder_hidden_states", "context")
     if mutate == "cross-12":
         unet_model = graphs[("unet-cross12",)]
