@@ -58,7 +58,8 @@ public static class DiffusionSamplers
 
         // numpy's arange(T, 0, -T / N) has N + 1 points for some N (T = 1000: N = 61, 103, 121, ...), the last
         // rounding to timestep -1. The samplers that index alphas_cumprod by timestep cannot step there (diffusers
-        // reads alphas_cumprod[-1], the noisiest, and returns noise); the sigma samplers clamp it to t = 0 as np.interp does.
+        // reads alphas_cumprod[-1], treating the almost clean sample as the noisiest one); the sigma samplers clamp
+        // it to t = 0 as np.interp does and keep the extra step.
         if (settings.Kind is SamplerKind.Ddpm or SamplerKind.Ddim or SamplerKind.Pndm && sampler.Timesteps.Min() < 0)
         {
             var name = SamplerSettings.WireName(settings.Kind);
@@ -119,7 +120,10 @@ internal abstract class DiffusionSamplerBase : IDiffusionSampler
     /// </summary>
     public IReadOnlyList<double> InferenceTimesteps => _inferenceTimesteps;
 
-    /// <summary>N, the steps the request asked for (diffusers' num_inference_steps).</summary>
+    /// <summary>
+    /// N, the steps the request asked for (diffusers' num_inference_steps), counted as inference timesteps: one more
+    /// where numpy's trailing arange adds a point (only euler and dpm_solver_pp accept those; see Create).
+    /// </summary>
     public int InferenceSteps => _inferenceTimesteps.Length;
 
     protected NoiseSchedule Schedule { get; }

@@ -60,7 +60,7 @@ public sealed class WireContractTests(GenServiceFactory factory)
     }
 
     [Theory]
-    [InlineData("/v1/diffusion/digits-ddpm/samples", """{"sampler": "plms", "steps": 2}""", "sampler", "ddpm, ddim, dpm_solver_pp, euler, euler_ancestral")]
+    [InlineData("/v1/diffusion/digits-ddpm/samples", """{"sampler": "plms", "steps": 2}""", "sampler", "ddpm, ddim, dpm_solver_pp, euler, euler_ancestral, pndm")]
     [InlineData("/v1/diffusion/digits-ddpm/samples", """{"timestep_spacing": "karras", "steps": 2}""", "timestep_spacing", "leading, trailing, linspace")]
     [InlineData("/v1/diffusion/digits-ddpm/interpolations", """{"from": {"seed": 1}, "to": {"seed": 2}, "method": "cubic", "steps": 2}""", "method", "slerp, lerp")]
     [InlineData("/v1/gan/digits-gan/interpolations", """{"from": {"seed": 1}, "to": {"seed": 2}, "method": "cubic"}""", "method", "slerp, lerp")]

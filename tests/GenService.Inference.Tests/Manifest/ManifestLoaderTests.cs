@@ -114,6 +114,23 @@ public sealed class ManifestLoaderTests : IDisposable
         Assert.Equal(TimestepSpacing.Trailing, s.TimestepSpacing);
         Assert.Equal(1, s.StepsOffset);
         Assert.False(s.SetAlphaToOne);
+        Assert.False(s.SkipPrkSteps);
+    }
+
+    [Fact]
+    public void Stable_diffusion_1_pndm_scheduler_file_sets_skip_prk_steps()
+    {
+        // CompVis/stable-diffusion-v1-4 scheduler/scheduler_config.json; skip_prk_steps is read by the snake_case naming.
+        const string config = """
+            { "_class_name": "PNDMScheduler", "_diffusers_version": "0.7.0.dev0", "beta_end": 0.012,
+              "beta_schedule": "scaled_linear", "beta_start": 0.00085, "num_train_timesteps": 1000,
+              "set_alpha_to_one": false, "skip_prk_steps": true, "steps_offset": 1, "trained_betas": null, "clip_sample": false }
+            """;
+        SchedulerConfig s = Load(Diffusion.Replace("SCHED", "\"scheduler_config.json\"", StringComparison.Ordinal), "d1", ("scheduler_config.json", config)).Scheduler!;
+        Assert.True(s.SkipPrkSteps);
+        Assert.Equal(BetaSchedule.ScaledLinear, s.BetaSchedule);
+        Assert.Equal(1, s.StepsOffset);
+        Assert.False(s.SetAlphaToOne);
     }
 
     [Theory]
