@@ -16,8 +16,10 @@ public sealed class PromptEmbeddingCacheTests
     public async Task The_same_ids_of_the_same_model_version_hit_other_ids_versions_and_models_miss()
     {
         var cache = new PromptEmbeddingCache(8, meterFactory: null);
-        Assert.Equal([1f], await cache.GetOrAdd("m", "v1", [1, 2, 3], Encoder(1), out bool hit1));
-        Assert.Equal([1f], await cache.GetOrAdd("m", "v1", [1, 2, 3], Encoder(99), out bool hit2));
+        float[] first = await cache.GetOrAdd("m", "v1", [1, 2, 3], Encoder(1), out bool hit1);
+        float[] second = await cache.GetOrAdd("m", "v1", [1, 2, 3], Encoder(99), out bool hit2);
+        Assert.Equal([1f], first);
+        Assert.Equal([1f], second);
         await cache.GetOrAdd("m", "v1", [1, 2, 4], Encoder(2), out bool otherIds);
         await cache.GetOrAdd("m", "v2", [1, 2, 3], Encoder(3), out bool otherVersion);
         await cache.GetOrAdd("n", "v1", [1, 2, 3], Encoder(4), out bool otherModel);
@@ -55,7 +57,8 @@ public sealed class PromptEmbeddingCacheTests
         await Assert.ThrowsAsync<InvalidOperationException>(() => second);
 
         // The next request encodes again instead of inheriting the failure.
-        Assert.Equal([5f], await cache.GetOrAdd("m", "v", [7], Encoder(5), out bool hit));
+        float[] again = await cache.GetOrAdd("m", "v", [7], Encoder(5), out bool hit);
+        Assert.Equal([5f], again);
         Assert.False(hit);
     }
 
