@@ -1,6 +1,7 @@
 """digits-txt2img evaluation: an independent attribute classifier, prompt adherence, FID and the sample grid.
 
     python3 evaluate_txt2img.py --train-classifier   # models/training/eval/txt2img_classifier.pt (train-split renders)
+    python3 evaluate_txt2img.py --classifier-accuracy  # its held-out accuracy (jittered and centred renders)
     python3 evaluate_txt2img.py [--n 300] [--sampler pndm] [--steps 50] [--guidance 7.5] [--sampling-ref DIR] [--grid]
 
 The classifier (conv net, heads digit / foreground colour / background colour / size) is trained on renders of
@@ -8,7 +9,8 @@ the TRAIN split only (txt2img_data.render, random attributes), never on generate
 measured on renders of the held-out split. Prompt adherence: sample i asks for digit i % 10 and random (size,
 fg, bg); it adheres when the classifier reads digit, fg and bg as asked (size is reported separately).
 FID uses the classifier's 64-d penultimate features (as evaluate.py does for the 8x8 models), generated samples
-against the same number of held-out renders; the floor is train-split renders against the same held-out renders.
+against the same number of centred held-out renders (the model's data distribution); the floor is as many
+centred train-split renders against the same held-out renders.
 Sampling runs the PyTorch StableDiffusionPipeline reference (tests/GenService.Api.Tests/Reference/txt2img/
 make_reference.py) at the serving defaults: PNDM, 50 steps, guidance_scale 7.5, 32x32. --sampling-ref names the
 folder of the numpy schedulers (make_reference.py + philox_ref.py) when it is not this checkout's.
@@ -36,17 +38,18 @@ N_COLOURS = len(D.COLOUR_NAMES)
 class AttributeClassifier(nn.Module):
     def __init__(self):
         super().__init__()
-        self.c1 = nn.Conv2d(3, 16, 3, padding=1)
-        self.c2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.c3 = nn.Conv2d(32, 64, 3, padding=1)
+        self.c1 = nn.Conv2d(3, 24, 3, padding=1)
+        self.c2 = nn.Conv2d(24, 48, 3, padding=1)
+        self.c3 = nn.Conv2d(48, 64, 3, padding=1)
+        self.b1, self.b2, self.b3 = nn.BatchNorm2d(24), nn.BatchNorm2d(48), nn.BatchNorm2d(64)
         self.fc = nn.Linear(64 * 4 * 4, 64)
         self.heads = nn.Linear(64, 10 + 2 * N_COLOURS + 2)
         self.drop = nn.Dropout(0.2)
 
     def features(self, x):
-        h = F.max_pool2d(F.relu(self.c1(x)), 2)
-        h = F.max_pool2d(F.relu(self.c2(h)), 2)
-        h = F.max_pool2d(F.relu(self.c3(h)), 2)
+        h = F.max_pool2d(F.relu(self.b1(self.c1(x))), 2)
+        h = F.max_pool2d(F.relu(self.b2(self.c2(h))), 2)
+        h = F.max_pool2d(F.relu(self.b3(self.c3(h))), 2)
         return F.relu(self.fc(h.flatten(1)))
 
     def forward(self, x):
@@ -55,24 +58,25 @@ class AttributeClassifier(nn.Module):
         return o[:, :10], o[:, 10:10 + c], o[:, 10 + c:10 + 2 * c], o[:, 10 + 2 * c:]
 
 
-def renders(split, n, seed):
-    """n renders of the given split ("train"/"heldout"): (images, digit, size, fg, bg)."""
+def renders(split, n, seed, jitter=D.DATA_JITTER):
+    """n renders of the given split ("train"/"heldout"): (images, digit, size, fg, bg); centred by default (the
+    text-to-image data distribution), jitter=D.JITTER for the classifier's own training distribution."""
     _, levels, y, tr, ho = common.digits()
     idx = tr if split == "train" else ho
     rng = np.random.RandomState(seed)
     pick = idx[rng.randint(0, len(idx), n)]
-    size, fg, bg, dx, dy = D.sample_attributes(n, rng)
+    size, fg, bg, dx, dy = D.sample_attributes(n, rng, jitter=jitter)
     return D.render(levels[pick], size, fg, bg, dx, dy), y[pick], size, fg, bg
 
 
-def train_classifier(steps=1500, batch=64):
+def train_classifier(steps=3000, batch=64):
     common.setup(5)
     timer = common.Timer()
     _, levels, y, tr, _ = common.digits()
     rng = np.random.RandomState(5)
     net = AttributeClassifier()
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
     for step in range(steps):
         pick = tr[rng.randint(0, len(tr), batch)]
         size, fg, bg, dx, dy = D.sample_attributes(batch, rng)
@@ -85,16 +89,24 @@ def train_classifier(steps=1500, batch=64):
         loss.backward()
         opt.step()
         sched.step()
-        if step % 250 == 0:
+        if step % 500 == 0:
             print(f"classifier step {step} loss {loss.item():.4f} {timer.minutes()} min", flush=True)
     net.eval()
     os.makedirs(common.EVAL_DIR, exist_ok=True)
     torch.save(net.state_dict(), CLASSIFIER_PATH)
-    x, digit, size, fg, bg = renders("heldout", 2000, 6)
-    acc = accuracies(x, digit, size, fg, bg)
-    out = {"classifier_heldout": acc, "minutes": timer.minutes()}
+    global _NET
+    _NET = None
+    out = classifier_accuracy()
+    out["minutes"] = timer.minutes()
     print(json.dumps(out))
     return out
+
+
+def classifier_accuracy():
+    """Held-out accuracy of the classifier on 2,000 renders of the held-out split, jittered and centred."""
+    jit = accuracies(*renders("heldout", 2000, 6, jitter=D.JITTER))
+    cen = accuracies(*renders("heldout", 2000, 6, jitter=0))
+    return {"classifier_heldout_jitter2": jit, "classifier_heldout_centred": cen}
 
 
 _NET = None
@@ -162,7 +174,7 @@ def evaluate_samples(a):
     fho = features(ho)
     res["fid"] = round(evaluate.fid_from_features(features(x), fho), 3)
     res["fid_floor"] = round(evaluate.fid_from_features(features(tr), fho), 3)
-    res.update({"sampler": a.sampler, "steps": a.steps, "guidance_scale": a.guidance, "size": "32x32",
+    res.update({"sampler": a.sampler, "steps": a.steps, "guidance_scale": a.guidance, "image_size": "32x32",
                 "sampling_seed": a.seed, "minutes": timer.minutes()})
     print(json.dumps(res), flush=True)
     if a.save:
@@ -201,6 +213,7 @@ def grid(a, path=os.path.join(common.IMG_DIR, "digits-txt2img-grid.png")):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--train-classifier", action="store_true")
+    p.add_argument("--classifier-accuracy", action="store_true")
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--sampler", default="pndm")
     p.add_argument("--steps", type=int, default=50)
@@ -213,6 +226,9 @@ def main():
     torch.set_num_threads(int(os.environ.get("GS_THREADS", "1")))
     if a.train_classifier:
         train_classifier()
+        return
+    if a.classifier_accuracy:
+        print(json.dumps(classifier_accuracy()))
         return
     if a.grid:
         grid(a)

@@ -1,9 +1,13 @@
 """digits-txt2img data: captioned 3x32x32 renders of the scikit-learn digits, and the CLIP-format tokenizer.
 
 Render: the 8x8 digit's grey levels (0..16) become coverage alpha = level / 16, upscaled bilinearly
-(align_corners=False) to 16x16 ("small") or 24x24 ("large"), placed at the centre of a 32x32 canvas shifted by
-an integer offset in [-2, 2] on each axis, and composited: pixel = bg + alpha * (fg - bg), colours mapped from
+(align_corners=False) to 16x16 ("small") or 24x24 ("large"), placed at the centre of a 32x32 canvas (offsets 8
+and 4: on the VAE's 4-pixel latent grid), and composited: pixel = bg + alpha * (fg - bg), colours mapped from
 0..255 to [-1, 1]. Foreground and background are two different colours of COLOURS.
+The captioned data the text-to-image model learns (and is evaluated against) is centred (jitter 0). The VAE and
+the evaluation classifier train on renders shifted by a random integer offset in [-JITTER, JITTER] on each axis,
+for robustness; the UNet does not: shifts that are not multiples of the latent grid's 4 pixels scramble a
+digit's latent code, and a first UNet trained on jittered renders learnt colours and sizes but not digits.
 
 Caption grammar (one template, all lower case, words separated by single spaces):
     "a <size> <fg colour> <digit word> on a <bg colour> background"
@@ -37,7 +41,8 @@ COLOUR_NAMES = list(COLOURS)
 SIZES = {"small": 16, "large": 24}
 SIZE_NAMES = list(SIZES)
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-JITTER = 2
+JITTER = 2       # VAE and classifier training renders
+DATA_JITTER = 0  # the captioned text-to-image data (UNet training, FID references)
 IMAGE = 32
 MAX_LEN = 16  # tokenizer model_max_length and text encoder max_position_embeddings
 
@@ -53,13 +58,13 @@ def caption_words():
     return sorted(set(words))
 
 
-def sample_attributes(n, rng):
+def sample_attributes(n, rng, jitter=JITTER):
     """n random (size, fg, bg, dx, dy) with fg != bg, from a numpy RandomState."""
     size = rng.randint(0, len(SIZE_NAMES), n)
     fg = rng.randint(0, len(COLOUR_NAMES), n)
     bg = (fg + rng.randint(1, len(COLOUR_NAMES), n)) % len(COLOUR_NAMES)  # uniform over the other colours
-    dx = rng.randint(-JITTER, JITTER + 1, n)
-    dy = rng.randint(-JITTER, JITTER + 1, n)
+    dx = rng.randint(-jitter, jitter + 1, n)
+    dy = rng.randint(-jitter, jitter + 1, n)
     return size, fg, bg, dx, dy
 
 

@@ -11,6 +11,8 @@ The ONNX exports of these modules follow Hugging Face Optimum's Stable Diffusion
 - UNet2DConditionModel: conv_in, sinusoidal timestep embedding (flip_sin_to_cos, freq_shift 0) + MLP, ResNet
   blocks, Transformer2D blocks (self-attention, cross-attention to the text encoder's last_hidden_state,
   GEGLU feed-forward), skip connections, epsilon prediction. Latent height/width must be multiples of 4.
+  One addition to SD 1.x: a learned-query attention pooling of encoder_hidden_states, added to the time
+  embedding (the global route SDXL gives its pooled text embedding), computed inside the graph.
 """
 import math
 
@@ -273,10 +275,25 @@ class UNet2DCondition(nn.Module):
         self.conv_out = nn.Conv2d(prev, out_ch, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        # Global text conditioning: a learned-query attention pooling of encoder_hidden_states, projected and added
+        # to the time embedding (SDXL adds a pooled text embedding the same way; here it is computed inside the
+        # UNet so the graph keeps SD 1.x's three inputs). Created last (so the other parameters' initialisation
+        # does not depend on it) with a zero output projection (so it starts as an exact no-op).
+        self.text_pool_query = nn.Parameter(torch.randn(ctx_dim) * 0.02)
+        self.text_pool_key = nn.Linear(ctx_dim, ctx_dim, bias=False)
+        self.text_pool_proj = nn.Linear(ctx_dim, temb)
+        nn.init.zeros_(self.text_pool_proj.weight)
+        nn.init.zeros_(self.text_pool_proj.bias)
+
+    def text_pool_parameters(self):
+        return [self.text_pool_query, *self.text_pool_key.parameters(), *self.text_pool_proj.parameters()]
 
     def forward(self, sample, timestep, encoder_hidden_states):
         ctx = encoder_hidden_states
-        temb = self.time_linear_2(F.silu(self.time_linear_1(timestep_embedding(timestep, self.chs[0]))))
+        temb = timestep_embedding(timestep, self.chs[0]).to(sample.dtype)
+        temb = self.time_linear_2(F.silu(self.time_linear_1(temb)))
+        a = torch.softmax(self.text_pool_key(ctx) @ self.text_pool_query * ctx.shape[-1] ** -0.5, dim=1)
+        temb = temb + self.text_pool_proj((a[:, :, None] * ctx).sum(dim=1))
         h = self.conv_in(sample)
         skips = [h]
         n = len(self.chs)
