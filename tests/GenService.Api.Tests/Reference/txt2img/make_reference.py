@@ -152,8 +152,11 @@ CASES = [
      "a large red one on a white background", 1.0, "euler_ancestral", 10, 32, 32, 17, 1),
     ("dpmpp_10_cfg3_unknown_words_48x48", "A Small GREEN five, on a black background!!", "blurry", 3.0,
      "dpm_solver_pp", 10, 48, 48, 18, 1),
-    # PNDM (the model's own scheduler, the serving default): added by the lead after the pndm branch lands,
-    # e.g. ("pndm_50_cfg7.5_32x32", ..., "pndm", 50, ...) and one pndm case at 20 steps with a negative prompt.
+    # PNDM (the model's own scheduler and the serving default: PLMS, skip_prk_steps true, N + 1 evaluations).
+    ("pndm_50_cfg7.5_32x32", "a large red seven on a blue background", None, 7.5, "pndm", 50, 32, 32, 19, 1),
+    ("pndm_20_cfg7.5_negative_48x48", "a small green two on a white background",
+     "a small green two on a black background", 7.5, "pndm", 20, 48, 48, 20, 1),
+    ("pndm_10_noguidance_32x64", "a large white zero on a red background", None, 1.0, "pndm", 10, 32, 64, 21, 1),
 ]
 
 
