@@ -449,10 +449,7 @@ def export_folder(out, timestep="batch"):
 def check_tokenizer(folder):
     """Real CLIP BPE (clip_bpe.py, openai's algorithm) on the written vocab.json/merges.txt must give exactly the
     ids training used (the whole-word lookup) for every caption of the grammar and for ""."""
-    for path in (common.HERE, "/work/wt-clip-tokenizer/models/training"):  # the latter until clip_bpe lands here
-        if os.path.exists(os.path.join(path, "clip_bpe.py")):
-            sys.path.insert(0, path)
-            break
+    sys.path.insert(0, common.HERE)
     import clip_bpe
     bpe = clip_bpe.ClipBpe.from_folder(folder)
     tok = D.CaptionTokenizer()

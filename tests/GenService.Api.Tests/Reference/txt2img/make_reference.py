@@ -60,14 +60,11 @@ def _import_sampling_ref(path=None):
 
 
 def _import_clip_bpe():
-    """models/training/clip_bpe.py; before that lands on this branch, the clip-tokenizer worktree's copy."""
-    for folder in (TRAINING, "/work/wt-clip-tokenizer/models/training"):
-        if os.path.exists(os.path.join(folder, "clip_bpe.py")):
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
-            import clip_bpe
-            return clip_bpe
-    raise FileNotFoundError("clip_bpe.py (the CLIP BPE reference) not found in models/training")
+    """models/training/clip_bpe.py (openai's CLIP BPE over the model's vocab.json/merges.txt)."""
+    if TRAINING not in sys.path:
+        sys.path.insert(0, TRAINING)
+    import clip_bpe
+    return clip_bpe
 
 
 class Pipeline:
