@@ -23,8 +23,12 @@ Checks before measuring (the script stops when one fails):
   - the torch PLMS step here equals the numpy PNDMScheduler transcription of
     tests/GenService.Sampling.Tests/Reference/make_reference.py on a 51-evaluation trajectory (<= 1e-5 relative).
 
-Run: /usr/bin/python3 src/GenService.Bench/TextToImage/torch_txt2img_baseline.py [--runs 3] [--seconds 20]
+Run: /usr/bin/python3 src/GenService.Bench/TextToImage/torch_txt2img_baseline.py [--runs 3] [--seconds 60]
      [--clients 16] [--threads 2] [--steps 50] [--guidance 7.5] [--model-dir models/digits-txt2img]
+     [--training-dir models/training]
+A run of `plain` first warms up for 1.5 x clients x one request's time (every client's first request answered, so
+the queue is in steady state), then counts the requests answered in the next --seconds; `batched` warms up with one
+batch. --seconds must hold several queue cycles: one request alone takes ~1 s here, so a plain client waits ~16 s.
 torch.set_num_threads(--threads) (2: the VM's two cores, which the service's benchmark runs on too); one inter-op
 thread.
 """
@@ -48,9 +52,16 @@ import torch
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 TRAINING = os.path.join(ROOT, "models", "training")
 SAMPLING_REF = os.path.join(ROOT, "tests", "GenService.Sampling.Tests", "Reference")
-sys.path.insert(0, TRAINING)
-import clip_bpe  # noqa: E402
-import train_txt2img  # noqa: E402  (the torch modules and their shipped weights)
+clip_bpe = train_txt2img = None  # models/training's modules, imported in main() (--training-dir)
+
+
+def import_training(folder):
+    """models/training/clip_bpe.py and train_txt2img.py (the torch modules and their shipped weights)."""
+    global clip_bpe, train_txt2img
+    sys.path[:0] = [folder, TRAINING]
+    import clip_bpe as bpe
+    import train_txt2img as training
+    clip_bpe, train_txt2img = bpe, training
 
 
 def captions():
@@ -196,7 +207,7 @@ class Pipeline:
                 for s, im in zip(seeds, images)]
 
 
-def plain(pipe, prompts, clients, seconds, seed0):
+def plain(pipe, prompts, clients, seconds, seed0, warm):
     """clients closed-loop client threads; one worker thread serves the FIFO queue one request at a time.
     Counted: the requests answered inside the window (after a warm-up that fills the queue), with their latency
     from sending to answer."""
@@ -228,7 +239,7 @@ def plain(pipe, prompts, clients, seconds, seed0):
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:
         t.start()
-    time.sleep(min(5.0, seconds / 4))
+    time.sleep(warm)
     start = time.perf_counter()
     time.sleep(seconds)
     end = time.perf_counter()
@@ -241,7 +252,7 @@ def plain(pipe, prompts, clients, seconds, seed0):
     return len(lat) / (end - start), lat
 
 
-def batched(pipe, prompts, clients, seconds, seed0):
+def batched(pipe, prompts, clients, seconds, seed0, warm=None):
     """clients requests at once, again and again: one pipeline call over all of them (the best case)."""
     pipe(prompts[:clients], list(range(clients)))  # warm-up
     lat, n, i = [], 0, 0
@@ -264,13 +275,15 @@ def pct(values, q):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument("--model-dir", default=os.path.join(ROOT, "models", "digits-txt2img"))
+    p.add_argument("--training-dir", default=TRAINING, help="models/training of the checkout whose weights to run")
     a = p.parse_args()
+    import_training(a.training_dir)
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     pipe = Pipeline(a.model_dir, a.steps, a.guidance)
@@ -282,19 +295,25 @@ def main():
           f"reference PNDMScheduler {plms:.1e} relative; {len(Plms(pipe.cfg, a.steps).timesteps)} UNet evaluations "
           f"per image, guidance {a.guidance}", flush=True)
     prompts = captions()
-    for _ in range(3):
-        pipe(prompts[:1], [0])
+    single = []
+    for i in range(3):
+        t0 = time.perf_counter()
+        pipe(prompts[i:i + 1], [i])
+        single.append(time.perf_counter() - t0)
+    # plain: the window opens once every client's first request is through (the queue in steady state)
+    warm = max(2.0, 1.5 * a.clients * min(single))
+    print(f"one request alone: {1000 * min(single):.0f} ms; plain mode warms up for {warm:.0f} s per run", flush=True)
     results = {"plain": [], "batched": []}
     for r in range(a.runs):
         for mode, fn in (("plain", plain), ("batched", batched)):
             load = os.getloadavg()
-            rps, lat = fn(pipe, prompts, a.clients, a.seconds, seed0=1_000_000 * (r + 1))
+            rps, lat = fn(pipe, prompts, a.clients, a.seconds, seed0=1_000_000 * (r + 1), warm=warm)
             row = {"req_per_s": rps, "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99), "n": len(lat),
                    "load_average": [round(x, 2) for x in load]}
             results[mode].append(row)
             print(f"run {r + 1} {mode}: {rps:.2f} req/s, p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms "
                   f"({len(lat)} requests), load {load[0]:.2f}", flush=True)
-    summary = {"torch": torch.__version__, "threads": a.threads, "interop_threads": 1, "cores": os.cpu_count(),
+    summary = {"torch": torch.__version__, "single_request_ms": round(1000 * min(single), 1), "plain_warmup_s": round(warm, 1), "threads": a.threads, "interop_threads": 1, "cores": os.cpu_count(),
                "clients": a.clients, "steps": a.steps, "unet_evaluations": len(Plms(pipe.cfg, a.steps).timesteps),
                "guidance": a.guidance, "weights_max_abs_diff": weights[0], "plms_vs_reference": plms,
                "seconds": a.seconds}
