@@ -118,25 +118,7 @@ public sealed class PndmSamplerTests
         // Every PLMS combination and the Runge-Kutta average weigh constant outputs to 1, and each transfer is exact
         // for x_t = sqrt(acp_t) x0 + sqrt(1 - acp_t) eps, so a model that returns eps stays on that path.
         var sampler = Pndm(Default with { SkipPrkSteps = skipPrk }, 10);
-        float[] x0 = [0.5f, -0.25f, 0.75f];
-        float[] eps = [1.2f, -0.3f, 0.4f];
-        var x = new float[3];
-        sampler.AddNoise(x0, eps, 0, x);
-        var state = sampler.CreateState(3);
-        var predicted = new float[3];
-        for (var s = 0; s < sampler.Timesteps.Count; s++)
-        {
-            sampler.Step(state, eps, s, x, default, predicted);
-            for (var i = 0; i < 3; i++)
-            {
-                Assert.Equal(x0[i], predicted[i], 1e-3);
-            }
-        }
-
-        for (var i = 0; i < 3; i++)
-        {
-            Assert.Equal(x0[i], x[i], 1e-4);
-        }
+        SamplerAssertions.PerfectNoiseModelLandsOnTheCleanSample(sampler, finalTolerance: 1e-4);
     }
 
     [Fact]

@@ -129,25 +129,7 @@ public sealed class SamplerApiTests
     {
         // With a model that predicts the true noise of x_t = sqrt(acp) x0 + sqrt(1 - acp) eps, DDIM recovers x0 exactly.
         var sampler = DiffusionSamplers.Create(Config, new SamplerSettings(SamplerKind.Ddim, 10, TimestepSpacing.Trailing));
-        float[] x0 = [0.5f, -0.25f, 0.75f];
-        float[] eps = [1.2f, -0.3f, 0.4f];
-        var x = new float[3];
-        sampler.AddNoise(x0, eps, 0, x);
-        var state = sampler.CreateState(3);
-        var predicted = new float[3];
-        for (var s = 0; s < sampler.Timesteps.Count; s++)
-        {
-            sampler.Step(state, eps, s, x, default, predicted);
-            for (var i = 0; i < 3; i++)
-            {
-                Assert.Equal(x0[i], predicted[i], 1e-3);
-            }
-        }
-
-        for (var i = 0; i < 3; i++)
-        {
-            Assert.Equal(x0[i], x[i], 1e-3);
-        }
+        SamplerAssertions.PerfectNoiseModelLandsOnTheCleanSample(sampler, finalTolerance: 1e-3);
     }
 
     [Fact]

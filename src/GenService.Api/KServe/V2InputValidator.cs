@@ -45,12 +45,16 @@ internal static class V2InputValidator
 
             long[] shape = input.Shape ?? throw Invalid($"{at}.shape", $"'{at}.shape' is required, e.g. {ExampleShape(spec)}.");
             CheckShape(shape, spec, $"{at}.shape");
-            if (batch >= 0 && shape[0] != batch)
+            if (spec.Batched)
             {
-                throw Invalid($"{at}.shape", $"All inputs need the same batch size (dim 0): '{name}' has {shape[0]}, an earlier input has {batch}.");
+                if (batch >= 0 && shape[0] != batch)
+                {
+                    throw Invalid($"{at}.shape", $"All inputs need the same batch size (dim 0): '{name}' has {shape[0]}, an earlier input has {batch}.");
+                }
+
+                batch = shape[0];
             }
 
-            batch = shape[0];
             long count = Tensor.ElementCount(shape);
             if (count > Array.MaxLength)
             {
@@ -110,6 +114,17 @@ internal static class V2InputValidator
     /// <summary>Rank, a batch dimension of at least 1, and the graph's fixed dims.</summary>
     private static void CheckShape(long[] shape, TensorSpec spec, string at)
     {
+        if (!spec.Batched)
+        {
+            // One value for the whole call (a UNet timestep exported as a scalar or [1]): exactly the graph's shape.
+            if (!shape.AsSpan().SequenceEqual(spec.Dims))
+            {
+                throw Invalid(at, $"Input '{spec.Name}' has the fixed shape {ExampleShape(spec)} (one value for the whole call), not {Format(shape)}.");
+            }
+
+            return;
+        }
+
         if (shape.Length != spec.Dims.Length)
         {
             throw Invalid(at, $"Input '{spec.Name}' has {spec.Dims.Length} dimensions ({ExampleShape(spec)}, -1 = any), not {shape.Length}.");

@@ -1,3 +1,4 @@
+using GenService.Generation.Loops;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
 
@@ -93,18 +94,35 @@ internal sealed class DenoiserBatch
     /// <paramref name="dispatchImmediately"/>: the call is a whole loop iteration, batched already, so the
     /// batcher sends it at once; a request-level step leaves it false, so concurrent requests' steps can merge.
     /// </summary>
-    public InferenceRequest Build(IReadOnlyList<DiffusionSampleCursor> samples, int rows, bool dispatchImmediately)
+    /// <param name="samples">One group's samples.</param>
+    /// <param name="rows">Their rows.</param>
+    /// <param name="dispatchImmediately">See above.</param>
+    /// <param name="buffers">
+    /// Where the call's large arrays come from: rented (an iteration loop, which returns them once the call has
+    /// completed: a text-to-image call moves rows x tokens x width floats, which as fresh arrays would land on the
+    /// large-object heap every iteration, see <see cref="CallBuffers"/>), with the prediction written in place; or
+    /// null, fresh arrays (the request-level loop, whose calls the batcher may hold and merge).
+    /// </param>
+    public InferenceRequest Build(IReadOnlyList<DiffusionSampleCursor> samples, int rows, bool dispatchImmediately, CallBuffers? buffers = null)
     {
-        // Fresh arrays per call: the batcher may hold the tensors until the call completes, and the call is
-        // small next to the model run (64 rows of 8x8 = 16 KB).
         int[] shape = samples[0].Job.SampleShape;
         int elements = samples[0].Job.SampleElements;
         PromptConditioning? text0 = samples[0].Job.Text;
         int textElements = _textSpec is null || text0 is null ? 0 : text0.Elements;
-        var input = new float[rows * elements];
+        long[] dims = new long[shape.Length + 1];
+        dims[0] = rows;
+        for (int d = 0; d < shape.Length; d++)
+        {
+            dims[d + 1] = shape[d];
+        }
+
+        Tensor inputTensor = buffers?.Floats(dims) ?? Tensor.FromFloats(new float[rows * elements], dims);
+        Tensor? textTensor = textElements == 0 ? null
+            : buffers?.Floats(rows, text0!.Tokens, text0.Width) ?? Tensor.FromFloats(new float[rows * textElements], rows, text0!.Tokens, text0.Width);
+        float[] input = (float[])inputTensor.Data;
+        float[]? text = (float[]?)textTensor?.Data;
         var timesteps = new double[rows];
         var labels = _labelSpec is null ? null : new double[rows];
-        var text = textElements == 0 ? null : new float[rows * textElements];
         int row = 0;
         for (int k = 0; k < samples.Count; k++)
         {
@@ -125,16 +143,9 @@ internal sealed class DenoiserBatch
             row += s.Rows;
         }
 
-        long[] dims = new long[shape.Length + 1];
-        dims[0] = rows;
-        for (int d = 0; d < shape.Length; d++)
-        {
-            dims[d + 1] = shape[d];
-        }
-
         var inputs = new Dictionary<string, Tensor>
         {
-            [_sampleName] = Tensor.FromFloats(input, dims),
+            [_sampleName] = inputTensor,
             [_timestepSpec.Name] = SharedTimestep ? GraphIO.Shared(_timestepSpec, timesteps[0]) : GraphIO.Scalars(_timestepSpec, timesteps),
         };
         if (_labelSpec is not null && labels is not null)
@@ -144,15 +155,17 @@ internal sealed class DenoiserBatch
 
         if (_textSpec is not null)
         {
-            if (text is null)
-            {
-                throw new InvalidOperationException($"Graph {Denoiser.V2Name} takes encoder_hidden_states but the job has no prompt conditioning.");
-            }
-
-            inputs[_textSpec.Name] = Tensor.FromFloats(text, rows, text0!.Tokens, text0.Width);
+            inputs[_textSpec.Name] = textTensor
+                ?? throw new InvalidOperationException($"Graph {Denoiser.V2Name} takes encoder_hidden_states but the job has no prompt conditioning.");
         }
 
-        return new InferenceRequest { Inputs = inputs, Outputs = [PredictionName], DispatchImmediately = dispatchImmediately };
+        return new InferenceRequest
+        {
+            Inputs = inputs,
+            Outputs = [PredictionName],
+            DispatchImmediately = dispatchImmediately,
+            OutputBuffers = buffers is null ? null : new Dictionary<string, Tensor> { [PredictionName] = buffers.Floats(dims) },
+        };
 
         void WriteRow(DiffusionSampleCursor s, int at, bool conditional)
         {
@@ -171,15 +184,15 @@ internal sealed class DenoiserBatch
     }
 
     /// <summary>Advances every sample one step from the call's prediction (rows laid out as <see cref="Build"/>).</summary>
-    public static void Advance(IReadOnlyList<DiffusionSampleCursor> samples, float[] prediction, float[] scratch)
+    public static void Advance(IReadOnlyList<DiffusionSampleCursor> samples, ReadOnlySpan<float> prediction, float[] scratch)
     {
         int row = 0;
         for (int k = 0; k < samples.Count; k++)
         {
             DiffusionSampleCursor s = samples[k];
             int n = s.Job.SampleElements;
-            ReadOnlySpan<float> uncond = s.Rows == 2 ? prediction.AsSpan(row * n, n) : default;
-            ReadOnlySpan<float> cond = prediction.AsSpan((row + s.Rows - 1) * n, n);
+            ReadOnlySpan<float> uncond = s.Rows == 2 ? prediction.Slice(row * n, n) : default;
+            ReadOnlySpan<float> cond = prediction.Slice((row + s.Rows - 1) * n, n);
             s.Advance(cond, uncond, scratch.AsSpan(0, 3 * n));
             row += s.Rows;
         }

@@ -87,6 +87,7 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
         // computed alone either way, so the split does not change any sample). Rows that cannot share a call (other
         // image sizes, or other timesteps for a UNet that takes one scalar timestep) go in calls of their own.
         List<List<DiffusionSampleCursor>> groups = _batch.Groups(batch);
+        var buffers = new CallBuffers();
         List<(List<DiffusionSampleCursor> Samples, InferenceResult Result)> done;
         try
         {
@@ -94,7 +95,7 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
             // company that cannot come (this loop is the denoiser's main caller and is waiting on this call).
             if (groups.Count == 1 && PartsFor(rows, Denoiser.Concurrency) == 1)
             {
-                done = [(batch, await Denoiser.InferAsync(_batch.Build(batch, rows, dispatchImmediately: true), Stopping.Token))];
+                done = [(batch, await Denoiser.InferAsync(_batch.Build(batch, rows, dispatchImmediately: true, buffers), Stopping.Token))];
             }
             else
             {
@@ -104,12 +105,13 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
                     return Slices(g, groupRows, PartsFor(groupRows, Denoiser.Concurrency));
                 })];
                 InferenceResult[] results = await Task.WhenAll(slices.Select(slice =>
-                    Denoiser.InferAsync(_batch.Build(slice, DenoiserBatch.RowsOf(slice), dispatchImmediately: true), Stopping.Token).AsTask()));
+                    Denoiser.InferAsync(_batch.Build(slice, DenoiserBatch.RowsOf(slice), dispatchImmediately: true, buffers), Stopping.Token).AsTask()));
                 done = [.. slices.Zip(results)];
             }
         }
         catch (Exception e)
         {
+            // The rented arrays stay with the garbage collector: a failed call may still be running over them.
             CollectRequests(batch, _touched);
             OnIterationFailed(e, _touched, rows);
             return;
@@ -120,7 +122,7 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
         foreach ((List<DiffusionSampleCursor> samples, InferenceResult result) in done)
         {
             _scratch = DenoiserBatch.EnsureScratch(_scratch, samples);
-            DenoiserBatch.Advance(samples, result.Outputs[_batch.PredictionName].AsFloats(), _scratch);
+            DenoiserBatch.Advance(samples, result.Outputs[_batch.PredictionName].FloatSpan, _scratch);
             if (split)
             {
                 CollectRequests(samples, _touched);
@@ -132,6 +134,7 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
             }
         }
 
+        buffers.Return();
         Counted(rows);
         CollectRequests(batch, _touched);
         foreach (LoopRequest r in _touched)

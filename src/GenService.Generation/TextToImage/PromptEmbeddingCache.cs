@@ -59,6 +59,13 @@ internal sealed class PromptEmbeddingCache
         Task<float[]> task;
         lock (_lock)
         {
+            if (_entries.TryGetValue(key, out LinkedListNode<(string Key, Task<float[]> Value)>? failed) && failed.Value.Value is { IsFaulted: true } or { IsCanceled: true })
+            {
+                // A failed encoding whose removal has not run yet: try again.
+                _recency.Remove(failed);
+                _entries.Remove(key);
+            }
+
             if (_entries.TryGetValue(key, out LinkedListNode<(string Key, Task<float[]> Value)>? node))
             {
                 _recency.Remove(node);

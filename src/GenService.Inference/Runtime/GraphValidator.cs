@@ -54,7 +54,7 @@ internal static class GraphValidator
         List<TensorSpec> outSpecs = Build(manifest, role, "outputs", outputs, outCanonicalByOnnx, problems, requireMapped: false);
         if (problems.Count > 0)
         {
-            var sb = new StringBuilder($"{display} does not match model.json: ");
+            var sb = new StringBuilder($"{display} does not match {(manifest.TextToImage is null ? "model.json" : "what its export folder's layout names")}: ");
             sb.AppendJoin("; ", problems);
             throw new ManifestException(sb.ToString());
         }

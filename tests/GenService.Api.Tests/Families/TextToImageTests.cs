@@ -244,6 +244,32 @@ public sealed class TextToImageTests(TinyExportsFactory tiny) : IClassFixture<Ti
         Assert.Contains("event: result", text, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_scalar_timestep_unet_is_a_kserve_v2_model_whose_timestep_has_shape_empty()
+    {
+        using HttpClient client = tiny.Factory.CreateClient();
+        JsonNode meta = JsonNode.Parse(await client.GetStringAsync("/v2/models/base.denoiser", Ct))!;
+        Assert.Empty(meta["inputs"]!.AsArray().First(i => i!["name"]!.GetValue<string>() == "timestep")!["shape"]!.AsArray());
+
+        object Body(long[] timestepShape) => new
+        {
+            inputs = new object[]
+            {
+                new { name = "sample", shape = new[] { 2, 4, 2, 2 }, datatype = "FP32", data = new float[32] },
+                new { name = "timestep", shape = timestepShape, datatype = "FP32", data = new[] { 500f } },
+                new { name = "encoder_hidden_states", shape = new[] { 2, 8, 16 }, datatype = "FP32", data = new float[256] },
+            },
+        };
+        HttpResponseMessage ok = await client.PostAsync("/v2/models/base.denoiser/infer", JsonContent(Body([])), Ct);
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        JsonNode output = JsonNode.Parse(await ok.Content.ReadAsStringAsync(Ct))!["outputs"]![0]!;
+        Assert.Equal([2, 4, 2, 2], output["shape"]!.AsArray().Select(d => d!.GetValue<int>()));
+
+        HttpResponseMessage bad = await client.PostAsync("/v2/models/base.denoiser/infer", JsonContent(Body([1])), Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("one value for the whole call", await bad.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+    }
+
     private static StringContent JsonContent(object body)
         => new(System.Text.Json.JsonSerializer.Serialize(body), System.Text.Encoding.UTF8, "application/json");
 }

@@ -352,8 +352,9 @@ public sealed class DiffusionIterationLoopTests
         DiffusionCompleted expected = (await DrainAsync(RequestLevel(alone.Job(Body(9, 6, count: 2, label: 2, guidance: 2.5))))).Done;
         Assert.True(MaxAbsDiff(done.Samples[1], expected.Samples[1]) <= 1e-6);
 
-        // Guided: each call holds one sample's conditional row and its null-class row (label 4).
-        Assert.All(denoiser.CallsSnapshot(), call => Assert.Equal([2L, 4L], call.Labels));
+        // Guided: each call holds one sample's null-class row (label 4) and then its conditional row, the order of
+        // diffusers' guidance batch.
+        Assert.All(denoiser.CallsSnapshot(), call => Assert.Equal([4L, 2L], call.Labels));
     }
 
     [Fact]

@@ -146,7 +146,8 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
             await _gate.WaitAsync(cancellationToken);
         }
 
-        float[] x = request.Inputs["x"].AsFloats();
+        // The loop packs its calls into rented arrays, which may be longer than the tensor.
+        float[] x = request.Inputs["x"].FloatSpan.ToArray();
         long[] t = request.Inputs["t"].AsLongs();
         long[] y = request.Inputs["y"].AsLongs();
         int rows = t.Length;
