@@ -29,5 +29,10 @@ lane_a=$!
 lane_b=$!
 wait $lane_a
 wait $lane_b
+# digits-txt2img (Optimum Stable Diffusion layout) after the lanes: VAE, then text encoder + UNet, then export;
+# its evaluation classifier is trained on renders of the train split (evaluate_txt2img.py).
+$PY train_txt2img.py > logs/txt2img.log 2>&1
+$PY evaluate_txt2img.py --train-classifier > logs/txt2img-classifier.log 2>&1
 grep -h "^done" logs/*.log
+grep -h "done" logs/txt2img.log
 echo "now run: dotnet test --project tests/GenService.Inference.Tests -- --filter-class \"*ModelParityTests\""
