@@ -208,21 +208,13 @@ class Pipeline:
 
 
 def plain(pipe, prompts, clients, seconds, seed0, warm):
-    """clients closed-loop client threads; one worker thread serves the FIFO queue one request at a time.
-    Counted: the requests answered inside the window (after a warm-up that fills the queue), with their latency
-    from sending to answer."""
+    """clients closed-loop client threads; the main thread serves the FIFO queue one request at a time (torch runs in
+    the main thread only: a second thread's OpenMP team competes with the first one's spinning workers, which made
+    every call ~4x slower here). Counted: the requests answered inside the window (after a warm-up that fills the
+    queue), with their latency from sending to answer."""
     q = queue.Queue()
     stop = threading.Event()
     spans = []
-
-    def worker():
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            prompt, seed, box = item
-            box["answer"] = pipe([prompt], [seed])[0]
-            box["event"].set()
 
     def client(k):
         i = 0
@@ -234,20 +226,20 @@ def plain(pipe, prompts, clients, seconds, seed0, warm):
             spans.append((t0, time.perf_counter()))
             i += 1
 
-    w = threading.Thread(target=worker)
-    w.start()
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:
         t.start()
-    time.sleep(warm)
-    start = time.perf_counter()
-    time.sleep(seconds)
-    end = time.perf_counter()
-    stop.set()
-    for t in threads:
-        t.join()
-    q.put(None)
-    w.join()
+    start = time.perf_counter() + warm
+    end = start + seconds
+    while any(t.is_alive() for t in threads) or not q.empty():
+        if time.perf_counter() >= end:
+            stop.set()
+        try:
+            prompt, seed, box = q.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        box["answer"] = pipe([prompt], [seed])[0]
+        box["event"].set()
     lat = [(t1 - t0) * 1000 for t0, t1 in spans if start <= t1 < end]
     return len(lat) / (end - start), lat
 
