@@ -48,10 +48,11 @@ internal sealed class BenchHost : IAsyncDisposable
     /// <param name="root">The repository root (models/, src/GenService.Api/).</param>
     /// <param name="model">The shipped model folder to serve.</param>
     /// <param name="config">Service settings for the run (GenService:Diffusion:Scheduling, GenService:IntraOpNumThreads, ...).</param>
-    /// <param name="editManifest">Changes to the served copy's model.json.</param>
-    public static async Task<BenchHost> StartAsync(string root, string model, IEnumerable<KeyValuePair<string, string?>> config, Action<JsonNode>? editManifest = null)
+    /// <param name="editManifest">Changes to the served copy's model.json (an export folder without one gets one, holding only the changes).</param>
+    /// <param name="source">The folder to serve instead of models/<paramref name="model"/> (e.g. a re-export in a temporary folder), served as <paramref name="model"/>.</param>
+    public static async Task<BenchHost> StartAsync(string root, string model, IEnumerable<KeyValuePair<string, string?>> config, Action<JsonNode>? editManifest = null, string? source = null)
     {
-        string repository = ServedCopy(root, model, editManifest);
+        string repository = ServedCopy(source ?? Path.Combine(root, "models", model), model, editManifest);
         WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             ContentRootPath = Path.Combine(root, "src", "GenService.Api"),
@@ -117,9 +118,10 @@ internal sealed class BenchHost : IAsyncDisposable
 
     /// <summary>
     /// The service's /metrics (Prometheus text), summed over labels per series name, for the series whose names start
-    /// with <paramref name="prefix"/> (e.g. genservice_ar_iteration: its histogram's _sum and _count).
+    /// with <paramref name="prefix"/> (e.g. genservice_ar_iteration: its histogram's _sum and _count). With
+    /// <paramref name="keepLabel"/> (e.g. graph) the sums are kept apart by that label's value: name{label=value}.
     /// </summary>
-    public async Task<Dictionary<string, double>> ScrapeAsync(string prefix)
+    public async Task<Dictionary<string, double>> ScrapeAsync(string prefix, string? keepLabel = null)
     {
         string text = await Client.GetStringAsync("/metrics");
         var sums = new Dictionary<string, double>();
@@ -133,6 +135,16 @@ internal sealed class BenchHost : IAsyncDisposable
             int space = line.LastIndexOf(' ');
             int brace = line.IndexOf('{', StringComparison.Ordinal);
             string name = brace > 0 && brace < space ? line[..brace] : line[..space];
+            if (keepLabel is not null && brace > 0 && brace < space)
+            {
+                // Histogram buckets carry le="..." as well; the label wanted is matched by name only.
+                var label = System.Text.RegularExpressions.Regex.Match(line[brace..space], $@"[{{,]{keepLabel}=""([^""]*)""");
+                if (label.Success)
+                {
+                    name += $"{{{keepLabel}={label.Groups[1].Value}}}";
+                }
+            }
+
             if (double.TryParse(line[(space + 1)..], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double value))
             {
                 sums[name] = sums.GetValueOrDefault(name) + value;
@@ -150,23 +162,38 @@ internal sealed class BenchHost : IAsyncDisposable
         Directory.Delete(_repository, recursive: true);
     }
 
-    private static string ServedCopy(string root, string model, Action<JsonNode>? editManifest)
+    /// <summary>
+    /// A temporary repository holding <paramref name="source"/> as <paramref name="model"/>: links to its files and
+    /// folders (an export folder's text_encoder/, unet/, ...), and model.json copied so that it can be edited.
+    /// </summary>
+    private static string ServedCopy(string source, string model, Action<JsonNode>? editManifest)
     {
-        string source = Path.Combine(root, "models", model);
+        if (!Directory.Exists(source))
+        {
+            throw new DirectoryNotFoundException($"{source}: the model folder to serve was not found.");
+        }
+
         string repository = Path.Combine(Path.GetTempPath(), $"genservice-bench-{Environment.ProcessId}-{Guid.NewGuid():N}"[..48]);
         string target = Path.Combine(repository, model);
         Directory.CreateDirectory(target);
-        foreach (string file in Directory.EnumerateFiles(source))
+        foreach (string entry in Directory.EnumerateFileSystemEntries(source))
         {
-            if (Path.GetFileName(file) != "model.json")
+            if (Path.GetFileName(entry) != "model.json")
             {
-                File.CreateSymbolicLink(Path.Combine(target, Path.GetFileName(file)), file);
+                File.CreateSymbolicLink(Path.Combine(target, Path.GetFileName(entry)), Path.GetFullPath(entry));
             }
         }
 
-        JsonNode manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "model.json")))!;
-        editManifest?.Invoke(manifest);
-        File.WriteAllText(Path.Combine(target, "model.json"), manifest.ToJsonString());
+        // An export folder (model_index.json) needs no model.json; one beside it may override batching and instances.
+        string manifestFile = Path.Combine(source, "model.json");
+        bool exists = File.Exists(manifestFile);
+        if (exists || editManifest is not null)
+        {
+            JsonNode manifest = exists ? JsonNode.Parse(File.ReadAllText(manifestFile))! : new JsonObject();
+            editManifest?.Invoke(manifest);
+            File.WriteAllText(Path.Combine(target, "model.json"), manifest.ToJsonString());
+        }
+
         return repository;
     }
 }

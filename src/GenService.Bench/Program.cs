@@ -31,6 +31,13 @@ if (args is ["diffusion", ..])
     return;
 }
 
+if (args is ["txt2img", ..])
+{
+    // Text-to-image benchmarks (src/GenService.Bench/TextToImage): load | mixed | cache | scalar.
+    Environment.ExitCode = await GenService.Bench.TextToImage.TextToImageBench.RunAsync(root, args[1..]);
+    return;
+}
+
 if (args is ["ar", ..])
 {
     // AR scheduling benchmark (src/GenService.Bench/Ar): tokens/s and time to first token vs concurrency.

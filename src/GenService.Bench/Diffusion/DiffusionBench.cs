@@ -184,68 +184,20 @@ internal static class DiffusionBench
     }
 
     /// <summary>Closed loop: each client sends one request, waits for it, sends the next (cycling the step classes).</summary>
-    private static async Task<Outcome> ClosedLoopAsync(BenchHost host, string model, int clients, int seconds, int warmup, int[] steps)
-    {
-        if (warmup > 0)
+    private static Task<Outcome> ClosedLoopAsync(BenchHost host, string model, int clients, int seconds, int warmup, int[] steps)
+        => DiffusionLoad.ClosedLoopAsync(host, Route(model), clients, seconds, warmup, (w, i) =>
         {
-            await ClosedLoopAsync(host, model, clients, warmup, 0, steps);
-        }
-
-        var outcome = new Outcome();
-        long start = Stopwatch.GetTimestamp();
-        long end = start + (long)(seconds * (double)Stopwatch.Frequency);
-        await Task.WhenAll(Enumerable.Range(0, clients).Select(w => Task.Run(async () =>
-        {
-            for (int i = 0; Stopwatch.GetTimestamp() < end; i++)
-            {
-                int s = steps[(w + i) % steps.Length];
-                long t0 = Stopwatch.GetTimestamp();
-                bool ok = await host.TryPostAsync(Route(model), Body(s, (w * 100_000) + i));
-                outcome.Add(s, Stopwatch.GetElapsedTime(t0).TotalMilliseconds, ok);
-            }
-        })));
-        outcome.Seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        return outcome;
-    }
+            int s = steps[(w + i) % steps.Length];
+            return (s, Body(s, (w * 100_000) + i));
+        });
 
     /// <summary>Open loop: Poisson arrivals at <paramref name="rate"/> for <paramref name="seconds"/>, step class drawn uniformly.</summary>
-    private static async Task<Outcome> OpenLoopAsync(BenchHost host, string model, double rate, int seconds, int seed)
-    {
-        var rng = new Random(seed);
-        var outcome = new Outcome();
-        var inFlight = new List<Task>();
-        long start = Stopwatch.GetTimestamp();
-        double at = 0;
-        for (int i = 0; ; i++)
+    private static Task<Outcome> OpenLoopAsync(BenchHost host, string model, double rate, int seconds, int seed)
+        => DiffusionLoad.OpenLoopAsync(host, Route(model), rate, seconds, seed, (rng, n) =>
         {
-            at += -Math.Log(1 - rng.NextDouble()) / rate;
-            if (at >= seconds)
-            {
-                break;
-            }
-
             int s = MixSteps[rng.Next(MixSteps.Length)];
-            TimeSpan wait = TimeSpan.FromSeconds(at) - Stopwatch.GetElapsedTime(start);
-            if (wait > TimeSpan.Zero)
-            {
-                await Task.Delay(wait);
-            }
-
-            long scheduled = start + (long)(at * Stopwatch.Frequency);
-            int n = i;
-            inFlight.Add(Task.Run(async () =>
-            {
-                bool ok = await host.TryPostAsync(Route(model), Body(s, n));
-
-                // From the scheduled arrival, so a late sender never hides queueing.
-                outcome.Add(s, (Stopwatch.GetTimestamp() - scheduled) * 1000.0 / Stopwatch.Frequency, ok);
-            }));
-        }
-
-        await Task.WhenAll(inFlight);
-        outcome.Seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        return outcome;
-    }
+            return (s, Body(s, n));
+        });
 
     private static string s_maxRowsPerIteration = "0";
 
@@ -263,81 +215,4 @@ internal static class DiffusionBench
     private static string Route(string model) => $"/v1/diffusion/{model}/samples";
 
     private static object Body(int steps, int seed) => new { count = 1, steps, sampler = "ddim", seed, class_label = seed % 10, output = "tensor" };
-
-    /// <summary>Latencies per step class (all kept: exact percentiles), failures, duration.</summary>
-    private sealed class Outcome
-    {
-        private readonly Dictionary<int, List<double>> _latencies = [];
-        private int _failed;
-
-        public double Seconds { get; set; }
-
-        public int Failed => _failed;
-
-        public int Completed
-        {
-            get
-            {
-                lock (_latencies)
-                {
-                    return _latencies.Values.Sum(l => l.Count);
-                }
-            }
-        }
-
-        public double RequestsPerSecond => Completed / Seconds;
-
-        public double StepsPerSecond
-        {
-            get
-            {
-                lock (_latencies)
-                {
-                    return _latencies.Sum(p => (double)p.Key * p.Value.Count) / Seconds;
-                }
-            }
-        }
-
-        public void Add(int steps, double ms, bool ok)
-        {
-            if (!ok)
-            {
-                Interlocked.Increment(ref _failed);
-                return;
-            }
-
-            lock (_latencies)
-            {
-                if (!_latencies.TryGetValue(steps, out List<double>? list))
-                {
-                    _latencies[steps] = list = [];
-                }
-
-                list.Add(ms);
-            }
-        }
-
-        /// <summary>Exact percentile (nearest rank) of one class, ms; NaN when the class has no sample.</summary>
-        public double P(int steps, double q)
-        {
-            lock (_latencies)
-            {
-                return _latencies.TryGetValue(steps, out List<double>? list) ? Stats.Percentile(list, q) : double.NaN;
-            }
-        }
-
-        public JsonObject ToJson()
-        {
-            var o = new JsonObject { ["seconds"] = Seconds, ["completed"] = Completed, ["failed"] = Failed, ["req_per_s"] = RequestsPerSecond, ["sample_steps_per_s"] = StepsPerSecond };
-            lock (_latencies)
-            {
-                foreach (int s in _latencies.Keys.Order())
-                {
-                    o[$"steps_{s}"] = new JsonObject { ["n"] = _latencies[s].Count, ["p50_ms"] = P(s, 0.5), ["p90_ms"] = P(s, 0.9), ["p99_ms"] = P(s, 0.99) };
-                }
-            }
-
-            return o;
-        }
-    }
 }
