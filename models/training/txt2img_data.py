@@ -89,17 +89,7 @@ def render(levels, size, fg, bg, dx, dy):
 
 
 # ------------------------------------------------------------------------------------------------ tokenizer
-def bytes_to_unicode():
-    """GPT-2 / CLIP: a reversible map from the 256 byte values to printable unicode characters."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
+from clip_bpe import bytes_to_unicode  # noqa: E402  (GPT-2 / CLIP byte symbols, openai's code)
 
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"

@@ -75,17 +75,8 @@ torch.set_num_threads(1)
 
 
 # ------------------------------------------------------------------------------------------------ tokenizer files
-def bytes_to_unicode():
-    """GPT-2 / CLIP's reversible map from the 256 byte values to printable characters, in CLIP's vocabulary order."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
+sys.path.insert(0, os.path.join(REPO, "models", "training"))
+from clip_bpe import bytes_to_unicode  # noqa: E402  (GPT-2 / CLIP byte symbols, in CLIP's vocabulary order)
 
 
 def build_vocabulary():
