@@ -77,9 +77,7 @@ def plot_mixed(docs, out):
     open_rows = []
     for doc in docs:
         for v in variants(doc):
-            label = v if doc["scenario"] == "mixed" else f"{v}"
-            if label in names:
-                label += " (scalar run)"
+            label = f"{v} ({doc['scenario']} run)"
             names.append(label)
             caps.append(doc[f"capacity_{v}"])
             runs.append([r["req_per_s"] for r in doc[f"capacity_{v}_runs"]])
@@ -89,6 +87,7 @@ def plot_mixed(docs, out):
     ax = axes[0]
     for i, (n, c, r) in enumerate(zip(names, caps, runs)):
         ax.bar(i, c, color=COLORS.get(n.split(" ")[0], "#aaaaaa"))
+        ax.text(i, c, f"{c:.1f}", ha="center", va="bottom", fontsize=7)
         ax.scatter([i] * len(r), r, color="black", s=10, zorder=3)
     ax.set_xticks(range(len(names)), [n.replace("-", "\n", 1).replace(" (", "\n(") for n in names], fontsize=7)
     ax.set_ylabel("requests/s (median of runs; dots = runs)")
@@ -102,7 +101,7 @@ def plot_mixed(docs, out):
                 xs = [s + (i * 2 + k - len(rows) + 0.5) * width for s in range(len(STEPS))]
                 ys = [statistics.median(r[f"steps_{s}"][q] for r in o["runs"] if f"steps_{s}" in r) for s in STEPS]
                 ax.bar(xs, ys, width, color=COLORS.get(v, "#aaaaaa"), alpha=1.0 if q == "p50_ms" else 0.45,
-                       label=f"{label} {q[:3]}")
+                       label=f"{v} {q[:3]}")
         ax.set_yscale("log")
         ax.set_xticks(range(len(STEPS)), [f"{s} steps" for s in STEPS])
         ax.set_ylabel("latency ms (median of runs), log")
