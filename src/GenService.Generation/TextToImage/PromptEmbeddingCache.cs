@@ -7,7 +7,7 @@ namespace GenService.Generation.TextToImage;
 /// The text encoder's hidden states of recently used prompts, keyed by the model version and the prompt's token ids
 /// (so two spellings that tokenize alike share an entry, and a reloaded model never sees the old version's states).
 /// Least recently used entries leave first. An entry is the encoding's task, so concurrent requests with one prompt
-/// share one encoder call; a failed encoding is dropped, never cached. Hits and misses are counted
+/// share one encoder call; a failed encoding is replaced by the next lookup, never served. Hits and misses are counted
 /// (<c>genservice_prompt_cache_hits_total</c>, <c>genservice_prompt_cache_misses_total</c>, by model).
 /// </summary>
 internal sealed class PromptEmbeddingCache
@@ -61,7 +61,7 @@ internal sealed class PromptEmbeddingCache
         {
             if (_entries.TryGetValue(key, out LinkedListNode<(string Key, Task<float[]> Value)>? failed) && failed.Value.Value is { IsFaulted: true } or { IsCanceled: true })
             {
-                // A failed encoding whose removal has not run yet: try again.
+                // A failed encoding is never served: the next request for it encodes again.
                 _recency.Remove(failed);
                 _entries.Remove(key);
             }
@@ -88,24 +88,6 @@ internal sealed class PromptEmbeddingCache
         }
 
         (hit ? _hits : _misses)?.Add(1, new KeyValuePair<string, object?>("model", model));
-        if (!hit)
-        {
-            _ = task.ContinueWith(t => Forget(key, t), CancellationToken.None, TaskContinuationOptions.NotOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        }
-
         return task;
-    }
-
-    /// <summary>Drops a failed or cancelled encoding, so the next request tries again.</summary>
-    private void Forget(string key, Task<float[]> failed)
-    {
-        lock (_lock)
-        {
-            if (_entries.TryGetValue(key, out LinkedListNode<(string Key, Task<float[]> Value)>? node) && ReferenceEquals(node.Value.Value, failed))
-            {
-                _recency.Remove(node);
-                _entries.Remove(key);
-            }
-        }
     }
 }
