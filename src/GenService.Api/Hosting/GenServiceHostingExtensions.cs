@@ -6,6 +6,7 @@ using GenService.Api.Contracts;
 using GenService.Api.Errors;
 using GenService.Api.Operations;
 using GenService.Generation;
+using GenService.Inference.Callers;
 using GenService.Inference.Hosting;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.OpenApi;
@@ -137,6 +138,10 @@ internal static class GenServiceHostingExtensions
             preserveStaticLogger: true);
     }
 
+    /// <summary>The caller's identity for fairness and limits: its client address ("ip:..."), or "local" in-process.</summary>
+    internal static string CallerOf(HttpContext context) =>
+        context.Connection.RemoteIpAddress is { } address ? "ip:" + address : "local";
+
     /// <summary>The middleware pipeline, outermost first.</summary>
     public static WebApplication UseGenService(this WebApplication app)
     {
@@ -159,6 +164,13 @@ internal static class GenServiceHostingExtensions
         app.UseRouting();
         app.UseHttpMetrics(o => o.ReduceStatusCodeCardinality());
         app.UseModelRequestMetrics();
+
+        // The caller (client address until API keys identify it) flows to the batchers and loops for fairness.
+        app.Use(async (context, next) =>
+        {
+            using CallerContext.Scope caller = CallerContext.Enter(CallerOf(context));
+            await next(context);
+        });
         return app;
     }
 }
