@@ -38,6 +38,13 @@ if (args is ["txt2img", ..])
     return;
 }
 
+if (args is ["reliability", ..])
+{
+    // Reliability runs (src/GenService.Bench/Reliability, docs/reliability.md): overload | fairness | soak.
+    Environment.ExitCode = await GenService.Bench.Reliability.ReliabilityBench.RunAsync(root, args[1..]);
+    return;
+}
+
 if (args is ["ar", ..])
 {
     // AR scheduling benchmark (src/GenService.Bench/Ar): tokens/s and time to first token vs concurrency.

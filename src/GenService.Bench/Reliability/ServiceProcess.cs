@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace GenService.Bench.Reliability;
+
+/// <summary>
+/// The service as its own process, started the way the container starts it (<c>dotnet GenService.Api.dll</c> from the
+/// Release build, configuration through environment variables), so that its resident memory is measured apart from
+/// the load generator's and a SIGTERM reaches it as Kubernetes sends one.
+/// </summary>
+internal sealed class ServiceProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private ServiceProcess(Process process, string url)
+    {
+        _process = process;
+        Url = url;
+    }
+
+    public string Url { get; }
+
+    public int Pid => _process.Id;
+
+    /// <summary>Starts the Release build of GenService.Api on <paramref name="port"/> and waits for /v2/health/ready.</summary>
+    public static async Task<ServiceProcess> StartAsync(string root, int port, IReadOnlyDictionary<string, string> environment)
+    {
+        string dll = Path.Combine(root, "src", "GenService.Api", "bin", "Release", "net10.0", "GenService.Api.dll");
+        if (!File.Exists(dll))
+        {
+            throw new FileNotFoundException($"Build the service first: dotnet build src/GenService.Api -c Release ({dll} is missing).");
+        }
+
+        string url = $"http://127.0.0.1:{port}";
+        var start = new ProcessStartInfo("dotnet", [dll])
+        {
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment["ASPNETCORE_URLS"] = url;
+        start.Environment["GenService__ModelRepository"] = Path.Combine(root, "models");
+        start.Environment["Serilog__MinimumLevel__Default"] = "Warning";
+        foreach ((string key, string value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        Process process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
+
+        // Keep the pipes drained (a full pipe would block the service's logger); the log is not part of the result.
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is { Length: > 0 } line)
+            {
+                Console.Error.WriteLine("  [service] " + line);
+            }
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        var service = new ServiceProcess(process, url);
+        using var client = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(2) };
+        for (int i = 0; i < 600; i++)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"The service exited with {process.ExitCode} before it was ready.");
+            }
+
+            try
+            {
+                using HttpResponseMessage ready = await client.GetAsync("/v2/health/ready");
+                if (ready.IsSuccessStatusCode && await AllModelsReadyAsync(client))
+                {
+                    return service;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+            catch (TaskCanceledException)
+            {
+                // Not answering yet.
+            }
+
+            await Task.Delay(250);
+        }
+
+        await service.DisposeAsync();
+        throw new TimeoutException("The service was not ready within 150 s.");
+    }
+
+    private static async Task<bool> AllModelsReadyAsync(HttpClient client)
+    {
+        string models = await client.GetStringAsync("/v1/models");
+        return !models.Contains("\"ready\":false", StringComparison.Ordinal);
+    }
+
+    /// <summary>Resident set size (VmRSS) in MiB, from /proc.</summary>
+    public double RssMiB()
+    {
+        foreach (string line in File.ReadLines($"/proc/{_process.Id}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024;
+            }
+        }
+
+        return double.NaN;
+    }
+
+    /// <summary>Samples <see cref="RssMiB"/> every <paramref name="period"/> until cancelled.</summary>
+    public async Task<List<(double Seconds, double MiB)>> SampleRssAsync(TimeSpan period, CancellationToken cancellationToken)
+    {
+        var samples = new List<(double, double)>();
+        long start = Stopwatch.GetTimestamp();
+        using var timer = new PeriodicTimer(period);
+        try
+        {
+            do
+            {
+                samples.Add((Stopwatch.GetElapsedTime(start).TotalSeconds, RssMiB()));
+            }
+            while (await timer.WaitForNextTickAsync(cancellationToken));
+        }
+        catch (OperationCanceledException)
+        {
+            // The run ended.
+        }
+
+        return samples;
+    }
+
+    /// <summary>Sends SIGTERM (as Kubernetes and `docker stop` do) and waits for the exit; returns the exit code.</summary>
+    public async Task<int> TerminateAsync(TimeSpan timeout)
+    {
+        using (Process kill = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        using var cts = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cts.Token);
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}
