@@ -80,7 +80,9 @@ internal static class V2InputValidator
                     throw Invalid($"{at}.parameters.binary_data_size", $"Input '{name}' needs {needed} bytes of binary data at offset {binaryOffset}, but the body has only {binary.Length} bytes after the JSON header (Inference-Header-Content-Length).");
                 }
 
-                tensors[name] = new Tensor(spec.ElementType, shape, V2BinaryTensorData.Read(binary.Slice(binaryOffset, (int)needed), spec.ElementType, (int)count));
+                Array decoded = V2BinaryTensorData.Read(binary.Slice(binaryOffset, (int)needed), spec.ElementType, (int)count);
+                RequireFinite(decoded, name, $"{at} (binary data)");
+                tensors[name] = new Tensor(spec.ElementType, shape, decoded);
                 binaryOffset += (int)needed;
                 continue;
             }
@@ -92,6 +94,7 @@ internal static class V2InputValidator
 
             ReadOnlySpan<byte> data = body.Slice(input.DataStart, input.DataLength);
             Array values = V2JsonTensorData.Read(data, spec.ElementType, (int)count, $"{at}.data", shape);
+            RequireFinite(values, name, $"{at}.data");
             tensors[name] = new Tensor(spec.ElementType, shape, values);
         }
 
@@ -109,6 +112,53 @@ internal static class V2InputValidator
         }
 
         return tensors;
+    }
+
+    /// <summary>
+    /// Every float value finite in the tensor's own type: NaN and infinities, and numbers that overflow it (1e39 or a
+    /// 10,000-digit literal read as FP32 become infinity), would run and come back as NaN, or fail the whole merged
+    /// call; they are a 400 naming the input and the element instead.
+    /// </summary>
+    private static void RequireFinite(Array values, string name, string at)
+    {
+        int bad = values switch
+        {
+            float[] f => IndexOfNonFinite(f),
+            double[] d => IndexOfNonFinite(d),
+            _ => -1,
+        };
+        if (bad >= 0)
+        {
+            string type = values is float[] ? "FP32" : "FP64";
+            string limit = values is float[] ? "3.4e38" : "1.8e308";
+            throw Invalid(at, $"Input '{name}' element {bad} is not a finite {type} number (NaN, Infinity, or beyond ±{limit}, the largest {type} value); every value must be finite.");
+        }
+    }
+
+    private static int IndexOfNonFinite(float[] values)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private static int IndexOfNonFinite(double[] values)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!double.IsFinite(values[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     /// <summary>Rank, a batch dimension of at least 1, and the graph's fixed dims.</summary>
