@@ -107,6 +107,7 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
             }
         }
 
+        int computed = 0; // rows of the calls that succeeded (an isolated request's rows are not computed)
         try
         {
             foreach (List<ArSequence> group in Groups(batch))
@@ -115,6 +116,7 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
                 group.RemoveAll(s => ((LoopRequest)s.Owner!).Ended);
                 foreach ((List<ArSequence> ran, InferenceResult result) in await RunGroupAsync(group))
                 {
+                    computed += ran.Count;
                     long call = Interlocked.Increment(ref _calls);
                     foreach (ArSequence s in ran)
                     {
@@ -136,7 +138,7 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
             return;
         }
 
-        Counted(rows);
+        Counted(computed);
         foreach (LoopRequest r in _touched)
         {
             r.InIteration = false;
@@ -146,7 +148,7 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
             }
         }
 
-        _metrics?.RecordIteration(ModelName, rows, Time.GetElapsedTime(started).TotalSeconds);
+        _metrics?.RecordIteration(ModelName, computed, Time.GetElapsedTime(started).TotalSeconds);
     }
 
     protected override void LogClosed(string reason) => Log.ArLoopClosed(_logger, Graph.V2Name, reason);
