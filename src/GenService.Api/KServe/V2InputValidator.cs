@@ -1,3 +1,4 @@
+using GenService.Inference;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
 using static GenService.Api.KServe.V2RequestErrors;
@@ -81,7 +82,7 @@ internal static class V2InputValidator
                 }
 
                 Array decoded = V2BinaryTensorData.Read(binary.Slice(binaryOffset, (int)needed), spec.ElementType, (int)count);
-                RequireFinite(decoded, name, $"{at} (binary data)");
+                RequireFinite(decoded, $"{at}.binary_data");
                 tensors[name] = new Tensor(spec.ElementType, shape, decoded);
                 binaryOffset += (int)needed;
                 continue;
@@ -94,7 +95,7 @@ internal static class V2InputValidator
 
             ReadOnlySpan<byte> data = body.Slice(input.DataStart, input.DataLength);
             Array values = V2JsonTensorData.Read(data, spec.ElementType, (int)count, $"{at}.data", shape);
-            RequireFinite(values, name, $"{at}.data");
+            RequireFinite(values, $"{at}.data");
             tensors[name] = new Tensor(spec.ElementType, shape, values);
         }
 
@@ -119,7 +120,7 @@ internal static class V2InputValidator
     /// 10,000-digit literal read as FP32 become infinity), would run and come back as NaN, or fail the whole merged
     /// call; they are a 400 naming the input and the element instead.
     /// </summary>
-    private static void RequireFinite(Array values, string name, string at)
+    private static void RequireFinite(Array values, string at)
     {
         int bad = values switch
         {
@@ -129,10 +130,16 @@ internal static class V2InputValidator
         };
         if (bad >= 0)
         {
-            string type = values is float[] ? "FP32" : "FP64";
-            string limit = values is float[] ? "3.4e38" : "1.8e308";
-            throw Invalid(at, $"Input '{name}' element {bad} is not a finite {type} number (NaN, Infinity, or beyond ±{limit}, the largest {type} value); every value must be finite.");
+            throw NotFinite(at, bad, values is float[]);
         }
+    }
+
+    /// <summary>The 400 for element <paramref name="index"/> of <paramref name="at"/> that is not finite in its type.</summary>
+    internal static RequestValidationException NotFinite(string at, int index, bool fp32)
+    {
+        string type = fp32 ? "FP32" : "FP64";
+        string limit = fp32 ? "3.4e38" : "1.8e308";
+        return Invalid(at, $"'{at}' element {index} is not a finite {type} number (NaN, Infinity, or beyond ±{limit}, the largest {type} value); every value must be finite.");
     }
 
     private static int IndexOfNonFinite(float[] values)
