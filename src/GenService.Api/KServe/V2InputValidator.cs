@@ -82,7 +82,7 @@ internal static class V2InputValidator
                 }
 
                 Array decoded = V2BinaryTensorData.Read(binary.Slice(binaryOffset, (int)needed), spec.ElementType, (int)count);
-                RequireFinite(decoded, $"{at}.binary_data");
+                RequireFinite(decoded, $"{at}.binary_data", spec.Float16);
                 tensors[name] = new Tensor(spec.ElementType, shape, decoded);
                 binaryOffset += (int)needed;
                 continue;
@@ -95,7 +95,7 @@ internal static class V2InputValidator
 
             ReadOnlySpan<byte> data = body.Slice(input.DataStart, input.DataLength);
             Array values = V2JsonTensorData.Read(data, spec.ElementType, (int)count, $"{at}.data", shape);
-            RequireFinite(values, $"{at}.data");
+            RequireFinite(values, $"{at}.data", spec.Float16);
             tensors[name] = new Tensor(spec.ElementType, shape, values);
         }
 
@@ -120,33 +120,42 @@ internal static class V2InputValidator
     /// 10,000-digit literal read as FP32 become infinity), would run and come back as NaN, or fail the whole merged
     /// call; they are a 400 naming the input and the element instead.
     /// </summary>
-    private static void RequireFinite(Array values, string at)
+    private static void RequireFinite(Array values, string at, bool float16)
     {
         int bad = values switch
         {
-            float[] f => IndexOfNonFinite(f),
+            float[] f when float16 => IndexOfNonFinite(f, Fp16Max),
+            float[] f => IndexOfNonFinite(f, float.MaxValue),
             double[] d => IndexOfNonFinite(d),
             _ => -1,
         };
         if (bad >= 0)
         {
-            throw NotFinite(at, bad, values is float[]);
+            throw NotFinite(at, bad, values is float[] ? (float16 ? "FP16" : "FP32") : "FP64");
         }
     }
 
+    /// <summary>The largest finite float16 value: a graph input of that type turns anything larger into infinity.</summary>
+    private const float Fp16Max = 65504f;
+
     /// <summary>The 400 for element <paramref name="index"/> of <paramref name="at"/> that is not finite in its type.</summary>
-    internal static RequestValidationException NotFinite(string at, int index, bool fp32)
+    internal static RequestValidationException NotFinite(string at, int index, string type)
     {
-        string type = fp32 ? "FP32" : "FP64";
-        string limit = fp32 ? "3.4e38" : "1.8e308";
-        return Invalid(at, $"'{at}' element {index} is not a finite {type} number (NaN, Infinity, or beyond ±{limit}, the largest {type} value); every value must be finite.");
+        string limit = type switch
+        {
+            "FP16" => "65504",
+            "FP32" => "3.4e38",
+            _ => "1.8e308",
+        };
+        string note = type == "FP16" ? " The graph takes this input as float16 (sent as FP32, cast by the server)." : "";
+        return Invalid(at, $"'{at}' element {index} is not a finite {type} number (NaN, Infinity, or beyond ±{limit}, the largest {type} value); every value must be finite.{note}");
     }
 
-    private static int IndexOfNonFinite(float[] values)
+    private static int IndexOfNonFinite(float[] values, float max)
     {
         for (int i = 0; i < values.Length; i++)
         {
-            if (!float.IsFinite(values[i]))
+            if (!(Math.Abs(values[i]) <= max))
             {
                 return i;
             }

@@ -53,7 +53,7 @@ internal static class V2JsonTensorData
                         // without echoing the literal.
                         if (typeof(T) == typeof(float) || typeof(T) == typeof(double))
                         {
-                            throw V2InputValidator.NotFinite(at, n, typeof(T) == typeof(float));
+                            throw V2InputValidator.NotFinite(at, n, typeof(T) == typeof(float) ? "FP32" : "FP64");
                         }
 
                         throw Invalid(at, $"'{at}' element {n} ({Echo(reader.ValueSpan)}) is not a valid {typeof(T).Name} for this input.");

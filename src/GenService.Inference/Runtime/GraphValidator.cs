@@ -101,7 +101,11 @@ internal static class GraphValidator
                 Check(m, role, canonical, name, field, type.Value, dims, problems);
             }
 
-            specs.Add(new TensorSpec(name, canonical, type.Value, dims) { Values = kind == "inputs" ? IndexValues(m, role, canonical) : null });
+            specs.Add(new TensorSpec(name, canonical, type.Value, dims)
+            {
+                Values = kind == "inputs" ? IndexValues(m, role, canonical) : null,
+                Float16 = meta.ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16,
+            });
         }
 
         return specs;

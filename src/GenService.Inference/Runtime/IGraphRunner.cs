@@ -21,6 +21,12 @@ public sealed record TensorSpec(string Name, string? Canonical, TensorElementTyp
     /// so the batcher refuses such a request before queueing it (<see cref="Batching.InferenceRequestValidator"/>).
     /// </summary>
     public IndexRange? Values { get; init; }
+
+    /// <summary>
+    /// The graph takes this input as float16: it moves as FP32 and is cast at the session boundary, where a value
+    /// beyond ±65504 becomes infinity. The v2 reader holds such inputs to FP16's range.
+    /// </summary>
+    public bool Float16 { get; init; }
 }
 
 /// <summary>The allowed values of an index input: <paramref name="Min"/>..<paramref name="Max"/> inclusive.</summary>

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
+using GenService.Api.Tests.Families;
 using GenService.Api.Tests.Infrastructure;
 using GenService.Generation;
 using GenService.Generation.Ar;
@@ -286,5 +287,39 @@ public sealed class BadInputIsolationTests(BadInputHost host) : IClassFixture<Ba
 
             return await Inner.InferAsync(request, cancellationToken);
         }
+    }
+}
+
+/// <summary>
+/// A float16 graph input (the tiny fp16 text-to-image export) moves as FP32 and is cast at the session boundary: a v2
+/// value beyond ±65504 would become infinity there, so it is a 400 naming the element, and a value within range runs.
+/// </summary>
+public sealed class Fp16InputRangeTests(TinyExportsFactory tiny) : IClassFixture<TinyExportsFactory>
+{
+    [Fact]
+    public async Task A_v2_value_beyond_the_fp16_range_of_a_float16_input_is_a_400()
+    {
+        using HttpClient client = tiny.Factory.CreateClient();
+        JsonNode meta = JsonNode.Parse(await client.GetStringAsync("/v2/models/fp16.vae_decoder", Ct))!;
+        JsonNode input = meta["inputs"]![0]!;
+        long[] shape = [.. input["shape"]!.AsArray().Select(d => d!.GetValue<long>() < 0 ? 2L : d!.GetValue<long>())];
+        shape[0] = 1;
+        long count = shape.Aggregate(1L, (a, b) => a * b);
+
+        async Task<(HttpStatusCode, string)> Send(string at1)
+        {
+            string data = string.Join(", ", Enumerable.Range(0, (int)count).Select(i => i == 1 ? at1 : "0.25"));
+            string body = $$"""{"inputs": [{"name": "{{input["name"]}}", "shape": [{{string.Join(", ", shape)}}], "datatype": "FP32", "data": [{{data}}]}]}""";
+            using var content = new StringContent(body, Encoding.UTF8, "application/json");
+            using HttpResponseMessage response = await client.PostAsync("/v2/models/fp16.vae_decoder/infer", content, Ct);
+            return (response.StatusCode, await response.Content.ReadAsStringAsync(Ct));
+        }
+
+        (HttpStatusCode status, string text) = await Send("70000");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("element 1 is not a finite FP16 number", JsonNode.Parse(text)!["error"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        (status, text) = await Send("65000");
+        Assert.True(status == HttpStatusCode.OK, text);
     }
 }
