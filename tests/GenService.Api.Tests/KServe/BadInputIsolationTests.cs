@@ -16,7 +16,7 @@ using static GenService.Api.Tests.Families.FamilyTestHelpers;
 namespace GenService.Api.Tests.KServe;
 
 /// <summary>
-/// A host over copies of digits-gan (class-conditional) and digits-ar, with the gan generator's batcher set to
+/// A host over copies of digits-gan (class-conditional), digits-ar and digits-ddpm (with a null class), with the gan generator's batcher set to
 /// batches of 4 and a queue delay of 60 s (the most a manifest allows): a batch leaves only when 4 rows are queued, so requests sent together
 /// share one call, and a row that validation lets through would share it too.
 /// </summary>
@@ -24,9 +24,10 @@ public sealed class BadInputHost : IAsyncLifetime
 {
     public const string Gan = "digits-gan";
     public const string Ar = "digits-ar";
+    public const string Ddpm = "digits-ddpm";
     public const int GanBatch = 4;
 
-    private readonly string _root = RepositoryPaths.CopyToTemp(RepositoryPaths.RealModels, Gan, Ar);
+    private readonly string _root = RepositoryPaths.CopyToTemp(RepositoryPaths.RealModels, Gan, Ar, Ddpm);
 
     public BadInputHost()
     {
@@ -86,6 +87,34 @@ public sealed class BadInputIsolationTests(BadInputHost host) : IClassFixture<Ba
         string error = body["error"]!.GetValue<string>();
         Assert.Contains($"Input 'class_label' of 'digits-gan.generator' holds {label} at element 0", error, StringComparison.Ordinal);
         Assert.Contains("0..9", error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(10, HttpStatusCode.OK)]
+    [InlineData(11, HttpStatusCode.BadRequest)]
+    [InlineData(-1, HttpStatusCode.BadRequest)]
+    public async Task A_v2_class_label_may_be_the_null_class_where_the_model_has_one_and_nothing_past_it(int label, HttpStatusCode expected)
+    {
+        using HttpClient client = host.Factory.CreateClient();
+        JsonNode meta = JsonNode.Parse(await client.GetStringAsync("/v2/models/digits-ddpm.denoiser", Ct))!;
+        var inputs = new List<string>();
+        foreach (JsonNode? input in meta["inputs"]!.AsArray())
+        {
+            string name = input!["name"]!.GetValue<string>();
+            string datatype = input["datatype"]!.GetValue<string>();
+            long[] shape = [.. input["shape"]!.AsArray().Select(d => Math.Max(1L, d!.GetValue<long>()))];
+            long count = shape.Aggregate(1L, (a, b) => a * b);
+            string value = name == "class_label" ? label.ToString(CultureInfo.InvariantCulture) : datatype.StartsWith("FP", StringComparison.Ordinal) ? "0.5" : "7";
+            inputs.Add($$"""{"name": "{{name}}", "shape": [{{string.Join(", ", shape)}}], "datatype": "{{datatype}}", "data": [{{string.Join(", ", Enumerable.Repeat(value, (int)count))}}]}""");
+        }
+
+        (HttpStatusCode status, JsonNode body) = await PostAsync(client, "/v2/models/digits-ddpm.denoiser/infer", $$"""{"inputs": [{{string.Join(", ", inputs)}}]}""");
+
+        Assert.True(status == expected, body.ToJsonString());
+        if (expected == HttpStatusCode.BadRequest)
+        {
+            Assert.Contains("(conditioning.num_classes 10, null class 10) are whole numbers 0..10", body["error"]!.GetValue<string>(), StringComparison.Ordinal);
+        }
     }
 
     [Fact]
@@ -246,6 +275,30 @@ public sealed class BadInputIsolationTests(BadInputHost host) : IClassFixture<Ba
         Assert.Contains(PoisonRunner.Message, blamed.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", blamed.Message, StringComparison.Ordinal);
         Assert.Equal(2, runner.Poisoned); // the merged call, then the poison request's own re-run; never again
+    }
+
+    [Fact]
+    public async Task When_every_request_of_an_ar_call_fails_alone_each_keeps_the_original_error_not_a_400()
+    {
+        ILoadedModel digits = host.Factory.Repository.GetReady(BadInputHost.Ar);
+        ArJob Job(ulong seed, int label) => ArJob.Create(new ArParameters { Seed = seed, Count = 1, ClassLabel = label, Temperature = 1, MaxNewTokens = 4 }, digits, 64);
+        var runner = new PoisonRunner(Job(1, 1).Decoder.Runner, poisonToken: 26);
+        var decoder = new ArDecoder(runner, Job(1, 1).Decoder.VocabSize);
+        using var loop = new ArIterationLoop(decoder, digits.Manifest.Name, digits.Manifest.Tokens!.MaxLength, 0, 64, null, GenerationTelemetry.None, TimeProvider.System, NullLogger.Instance);
+
+        Task<string[]> primer = TokensAsync(loop.RunAsync(Job(40, 1) with { Decoder = decoder, MaxNewTokens = 1 }, Ct, stream: false));
+        await runner.WhenEntered(1);
+        Task<string[]>[] poisoned = [.. new ulong[] { 41, 42 }.Select(seed => TokensAsync(loop.RunAsync(Job(seed, 9) with { Decoder = decoder }, Ct, stream: false)))];
+        runner.Open();
+        await primer;
+
+        foreach (Task<string[]> p in poisoned)
+        {
+            InvalidOperationException e = await Assert.ThrowsAsync<InvalidOperationException>(() => p);
+            Assert.StartsWith(PoisonRunner.Message, e.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(1 + 2, runner.Poisoned); // the merged call, then one re-run per request
     }
 
     private static async Task<string[]> TokensAsync(IAsyncEnumerable<ArEvent> events)
