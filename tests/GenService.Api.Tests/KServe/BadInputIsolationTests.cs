@@ -200,6 +200,21 @@ public sealed class BadInputIsolationTests(BadInputHost host) : IClassFixture<Ba
         Assert.Contains("between 0 and 9", detail, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("/v1/ar/digits-ar/samples", """{"prompt_tokens": [0, 17], "max_new_tokens": 2}""", "prompt_tokens[1]", "0..16")]
+    [InlineData("/v1/ar/digits-ar/samples", """{"prompt_tokens": [-1], "max_new_tokens": 2}""", "prompt_tokens[0]", "0..16")]
+    [InlineData("/v1/ar/digits-ar/log-likelihood", """{"sequences": [[1, 2, 28]]}""", "sequences[0][2]", "0..27")]
+    [InlineData("/v1/ar/digits-ar/log-likelihood", """{"sequences": [[3]], "class_label": -1}""", "class_label", "between 0 and 9")]
+    public async Task A_v1_token_id_outside_the_vocabulary_is_a_400_naming_the_element(string url, string body, string field, string allowed)
+    {
+        using HttpClient client = host.Factory.CreateClient();
+        (int status, string? at, string detail, _) = await client.PostProblemAsync(url, body);
+
+        Assert.Equal(400, status);
+        Assert.Equal(field, at);
+        Assert.Contains(allowed, detail, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Innocent_requests_sent_with_offenders_fill_one_batch_and_get_the_numbers_they_get_alone()
     {
