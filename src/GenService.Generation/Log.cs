@@ -35,4 +35,7 @@ internal static partial class Log
 
     [LoggerMessage(LogEvents.ArRequestCancelled, LogLevel.Debug, "AR request on {Graph} left early after {Calls} decoder calls (cancelled).")]
     public static partial void ArRequestCancelled(ILogger logger, string graph, int calls);
+
+    [LoggerMessage(LogEvents.IterationRequestIsolated, LogLevel.Warning, "Iteration of {Graph} failed on one request's input: {Reason} That request gets a 400; {Completed} other requests of the call continue.")]
+    public static partial void IterationRequestIsolated(ILogger logger, string graph, string reason, int completed);
 }

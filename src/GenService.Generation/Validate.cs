@@ -41,7 +41,8 @@ public static class Validate
         {
             if (!float.IsFinite(values[j]))
             {
-                throw new RequestValidationException($"{field}[{j}]", $"'{field}[{j}]' is {values[j]}; every value must be a finite number.");
+                // JSON numbers past ±3.4e38 (1e39, a 10,000-digit literal) arrive here as infinity.
+                throw new RequestValidationException($"{field}[{j}]", $"'{field}[{j}]' is not a finite FP32 number (NaN, Infinity, or beyond ±3.4e38, the largest FP32 value); every value must be finite.");
             }
         }
 

@@ -54,3 +54,29 @@ public sealed class GraphNotAvailableException(string model, string role, string
 {
     public string Name { get; } = model;
 }
+
+/// <summary>
+/// The model could not compute this request's input, while the other requests that shared its call completed (the
+/// batcher and the iteration loops re-ran the call's parts apart to find it): the input is at fault, not the model.
+/// 400 with the runtime's reason (its first line; the stack stays out of the answer and the log).
+/// </summary>
+public sealed class InputNotComputableException(string graph, string reason)
+    : GenServiceException($"Graph '{graph}' could not compute this request's input, while the other requests computed with it succeeded: {reason} Check the input's values against the model (class labels, token ids, finite numbers).")
+{
+    /// <summary>The runtime's reason, first line only.</summary>
+    public string Reason { get; } = reason;
+
+    /// <summary>The first line of an exception's message: the runtime's reason without its stack or details.</summary>
+    public static string FirstLine(Exception e)
+    {
+        string m = e.Message;
+        int cut = m.IndexOfAny(['\r', '\n']);
+        string line = (cut >= 0 ? m[..cut] : m).Trim();
+        if (line.Length > 400)
+        {
+            line = line[..400] + "...";
+        }
+
+        return line.EndsWith('.') ? line : line + ".";
+    }
+}

@@ -23,6 +23,10 @@ internal static class ErrorMapping
     public static HttpError Map(Exception exception, HttpContext context) => exception switch
     {
         RequestValidationException e => new(StatusCodes.Status400BadRequest, "Invalid request", e.Message, e.Field),
+
+        // The batcher or an iteration loop isolated this request as the one its call could not compute (the others
+        // completed): the client's input, not the server, is at fault.
+        InputNotComputableException e => new(StatusCodes.Status400BadRequest, "Invalid request", e.Message, "inputs"),
         WrongFamilyException e => new(StatusCodes.Status404NotFound, "Model not found", e.Message, Family: e.ActualFamily),
         ModelNotFoundException e => new(StatusCodes.Status404NotFound, "Model not found", e.Message),
         ModelNotReadyException e => new(StatusCodes.Status503ServiceUnavailable, "Model not ready", e.Message),

@@ -1,3 +1,4 @@
+using GenService.Inference;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
 using static GenService.Api.KServe.V2RequestErrors;
@@ -80,7 +81,9 @@ internal static class V2InputValidator
                     throw Invalid($"{at}.parameters.binary_data_size", $"Input '{name}' needs {needed} bytes of binary data at offset {binaryOffset}, but the body has only {binary.Length} bytes after the JSON header (Inference-Header-Content-Length).");
                 }
 
-                tensors[name] = new Tensor(spec.ElementType, shape, V2BinaryTensorData.Read(binary.Slice(binaryOffset, (int)needed), spec.ElementType, (int)count));
+                Array decoded = V2BinaryTensorData.Read(binary.Slice(binaryOffset, (int)needed), spec.ElementType, (int)count);
+                RequireFinite(decoded, $"{at}.binary_data", spec.Float16);
+                tensors[name] = new Tensor(spec.ElementType, shape, decoded);
                 binaryOffset += (int)needed;
                 continue;
             }
@@ -92,6 +95,7 @@ internal static class V2InputValidator
 
             ReadOnlySpan<byte> data = body.Slice(input.DataStart, input.DataLength);
             Array values = V2JsonTensorData.Read(data, spec.ElementType, (int)count, $"{at}.data", shape);
+            RequireFinite(values, $"{at}.data", spec.Float16);
             tensors[name] = new Tensor(spec.ElementType, shape, values);
         }
 
@@ -109,6 +113,68 @@ internal static class V2InputValidator
         }
 
         return tensors;
+    }
+
+    /// <summary>
+    /// Every float value finite in the tensor's own type: NaN and infinities, and numbers that overflow it (1e39 or a
+    /// 10,000-digit literal read as FP32 become infinity), would run and come back as NaN, or fail the whole merged
+    /// call; they are a 400 naming the input and the element instead.
+    /// </summary>
+    private static void RequireFinite(Array values, string at, bool float16)
+    {
+        int bad = values switch
+        {
+            float[] f when float16 => IndexOfNonFinite(f, Fp16Max),
+            float[] f => IndexOfNonFinite(f, float.MaxValue),
+            double[] d => IndexOfNonFinite(d),
+            _ => -1,
+        };
+        if (bad >= 0)
+        {
+            throw NotFinite(at, bad, values is float[] ? (float16 ? "FP16" : "FP32") : "FP64");
+        }
+    }
+
+    /// <summary>The largest finite float16 value: a graph input of that type turns anything larger into infinity.</summary>
+    private const float Fp16Max = 65504f;
+
+    /// <summary>The 400 for element <paramref name="index"/> of <paramref name="at"/> that is not finite in its type.</summary>
+    internal static RequestValidationException NotFinite(string at, int index, string type)
+    {
+        string limit = type switch
+        {
+            "FP16" => "65504",
+            "FP32" => "3.4e38",
+            _ => "1.8e308",
+        };
+        string note = type == "FP16" ? " The graph takes this input as float16 (sent as FP32, cast by the server)." : "";
+        return Invalid(at, $"'{at}' element {index} is not a finite {type} number (NaN, Infinity, or beyond ±{limit}, the largest {type} value); every value must be finite.{note}");
+    }
+
+    private static int IndexOfNonFinite(float[] values, float max)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!(Math.Abs(values[i]) <= max))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private static int IndexOfNonFinite(double[] values)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!double.IsFinite(values[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     /// <summary>Rank, a batch dimension of at least 1, and the graph's fixed dims.</summary>

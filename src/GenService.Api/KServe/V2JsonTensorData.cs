@@ -49,7 +49,14 @@ internal static class V2JsonTensorData
 
                     if (!tryGet(ref reader, out values[n]))
                     {
-                        throw Invalid(at, $"'{at}' element {n} ({System.Text.Encoding.UTF8.GetString(reader.ValueSpan)}) is not a valid {typeof(T).Name} for this input.");
+                        // A JSON number that FP32/FP64 cannot hold overflows it (1e39, a 10,000-digit literal): said so,
+                        // without echoing the literal.
+                        if (typeof(T) == typeof(float) || typeof(T) == typeof(double))
+                        {
+                            throw V2InputValidator.NotFinite(at, n, typeof(T) == typeof(float) ? "FP32" : "FP64");
+                        }
+
+                        throw Invalid(at, $"'{at}' element {n} ({Echo(reader.ValueSpan)}) is not a valid {typeof(T).Name} for this input.");
                     }
 
                     n++;
@@ -99,6 +106,10 @@ internal static class V2JsonTensorData
 
         return values;
     }
+
+    /// <summary>A number's literal for a message, cut short: a client may send thousands of digits.</summary>
+    private static string Echo(ReadOnlySpan<byte> literal)
+        => literal.Length <= 40 ? System.Text.Encoding.UTF8.GetString(literal) : System.Text.Encoding.UTF8.GetString(literal[..40]) + "...";
 
     private static int CountElements(ReadOnlySpan<byte> json)
     {

@@ -1,4 +1,5 @@
 using GenService.Generation.Loops;
+using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
@@ -106,20 +107,26 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
             }
         }
 
+        int computed = 0; // rows of the calls that succeeded (an isolated request's rows are not computed)
         try
         {
             foreach (List<ArSequence> group in Groups(batch))
             {
-                InferenceResult result = UsesCache ? await RunCachedAsync(group) : await RunRecomputeAsync(group);
-                long call = Interlocked.Increment(ref _calls);
-                foreach (ArSequence s in group)
+                // A request that failed in an earlier call of this iteration (isolated) computes nothing more.
+                group.RemoveAll(s => ((LoopRequest)s.Owner!).Ended);
+                foreach ((List<ArSequence> ran, InferenceResult result) in await RunGroupAsync(group))
                 {
-                    var r = (LoopRequest)s.Owner!;
-                    if (r.LastCall != call)
+                    computed += ran.Count;
+                    long call = Interlocked.Increment(ref _calls);
+                    foreach (ArSequence s in ran)
                     {
-                        r.LastCall = call;
-                        r.Calls++;
-                        r.Timings.Add(result);
+                        var r = (LoopRequest)s.Owner!;
+                        if (r.LastCall != call)
+                        {
+                            r.LastCall = call;
+                            r.Calls++;
+                            r.Timings.Add(result);
+                        }
                     }
                 }
             }
@@ -131,7 +138,7 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
             return;
         }
 
-        Counted(rows);
+        Counted(computed);
         foreach (LoopRequest r in _touched)
         {
             r.InIteration = false;
@@ -141,7 +148,7 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
             }
         }
 
-        _metrics?.RecordIteration(ModelName, rows, Time.GetElapsedTime(started).TotalSeconds);
+        _metrics?.RecordIteration(ModelName, computed, Time.GetElapsedTime(started).TotalSeconds);
     }
 
     protected override void LogClosed(string reason) => Log.ArLoopClosed(_logger, Graph.V2Name, reason);
@@ -196,6 +203,74 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
 
         return groups;
     }
+
+    /// <summary>
+    /// One call over <paramref name="group"/>; if it fails (and the model is still there), the group re-runs split by
+    /// request (<see cref="IterationIsolation"/>): the sequences of requests that succeed advance in this iteration,
+    /// requests that fail alone end (a 400 when another succeeded, else the original error). A call changes no
+    /// sequence before it returns, so a failed call can be re-run as it was.
+    /// </summary>
+    private async Task<List<(List<ArSequence> Sequences, InferenceResult Result)>> RunGroupAsync(List<ArSequence> group)
+    {
+        if (group.Count == 0)
+        {
+            return [];
+        }
+
+        try
+        {
+            return [(group, await RunOnceAsync(group))];
+        }
+        catch (Exception e) when (IterationIsolation.CanIsolate(e, Stopping.Token))
+        {
+            List<(LoopRequest Owner, List<ArSequence> Items)> parts = IterationIsolation.ByOwner(group, s => (LoopRequest)s.Owner!);
+            var done = new List<(List<ArSequence> Sequences, InferenceResult Result)>();
+            var failed = new List<(LoopRequest Owner, Exception Error)>();
+            if (parts.Count == 1)
+            {
+                failed.Add((parts[0].Owner, e));
+            }
+            else
+            {
+                foreach ((LoopRequest owner, List<ArSequence> sequences) in parts)
+                {
+                    try
+                    {
+                        done.Add((sequences, await RunOnceAsync(sequences)));
+                    }
+                    catch (Exception alone) when (IterationIsolation.CanIsolate(alone, Stopping.Token))
+                    {
+                        failed.Add((owner, alone));
+                    }
+                }
+            }
+
+            bool othersSucceeded = done.Count > 0;
+            if (!othersSucceeded)
+            {
+                LogIterationFailed(group.Count, failed.Count, e);
+            }
+
+            foreach ((LoopRequest owner, Exception alone) in failed)
+            {
+                if (othersSucceeded)
+                {
+                    InputNotComputableException blame = IterationIsolation.Blame(Graph.V2Name, alone);
+                    _metrics?.RecordIsolated(ModelName);
+                    Log.IterationRequestIsolated(_logger, Graph.V2Name, blame.Reason, done.Count);
+                    Finish(owner, blame);
+                }
+                else
+                {
+                    Finish(owner, e);
+                }
+            }
+
+            return done;
+        }
+    }
+
+    private Task<InferenceResult> RunOnceAsync(List<ArSequence> group) => UsesCache ? RunCachedAsync(group) : RunRecomputeAsync(group);
 
     private async Task<InferenceResult> RunCachedAsync(List<ArSequence> group)
     {

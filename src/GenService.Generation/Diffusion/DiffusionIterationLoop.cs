@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using GenService.Generation.Loops;
+using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Runtime;
 using Microsoft.Extensions.Logging;
@@ -87,7 +88,8 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
         // computed alone either way, so the split does not change any sample). Rows that cannot share a call (other
         // image sizes, or other timesteps for a UNet that takes one scalar timestep) go in calls of their own.
         List<List<DiffusionSampleCursor>> groups = _batch.Groups(batch);
-        var buffers = new CallBuffers();
+        CallBuffers? buffers = new CallBuffers();
+        bool isolated = false;
         List<(List<DiffusionSampleCursor> Samples, InferenceResult Result)> done;
         try
         {
@@ -113,12 +115,25 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
         {
             // The rented arrays stay with the garbage collector: a failed call may still be running over them.
             CollectRequests(batch, _touched);
-            OnIterationFailed(e, _touched, rows);
-            return;
+            if (_touched.Count < 2 || !IterationIsolation.CanIsolate(e, Stopping.Token))
+            {
+                OnIterationFailed(e, _touched, rows);
+                return;
+            }
+
+            // Re-run apart by request; those that fail alone end, the others go on with this iteration.
+            done = await IsolateAsync(batch, e);
+            buffers = null;
+            isolated = true;
+            rows = 0;
+            foreach ((List<DiffusionSampleCursor> samples, _) in done)
+            {
+                rows += DenoiserBatch.RowsOf(samples);
+            }
         }
 
         // A request's timings add the calls that carried its rows: the one call, or each part it has samples in.
-        bool split = done.Count > 1;
+        bool split = done.Count > 1 || isolated;
         foreach ((List<DiffusionSampleCursor> samples, InferenceResult result) in done)
         {
             _scratch = DenoiserBatch.EnsureScratch(_scratch, samples);
@@ -134,7 +149,7 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
             }
         }
 
-        buffers.Return();
+        buffers?.Return();
         Counted(rows);
         CollectRequests(batch, _touched);
         foreach (LoopRequest r in _touched)
@@ -158,6 +173,68 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
         }
 
         _metrics?.RecordIteration(ModelName, rows, Time.GetElapsedTime(started).TotalSeconds);
+    }
+
+    /// <summary>
+    /// The iteration's call failed with <paramref name="error"/> and held two or more requests: one call per request
+    /// (per group of its samples that can share a call), fresh arrays. Requests that fail alone end here (a 400 if
+    /// another succeeded, else the original error); the calls that succeeded are returned, to advance as usual.
+    /// </summary>
+    private async Task<List<(List<DiffusionSampleCursor> Samples, InferenceResult Result)>> IsolateAsync(List<DiffusionSampleCursor> batch, Exception error)
+    {
+        var done = new List<(List<DiffusionSampleCursor> Samples, InferenceResult Result)>();
+        var failed = new List<(LoopRequest Owner, Exception Error)>();
+        foreach ((LoopRequest owner, List<DiffusionSampleCursor> samples) in IterationIsolation.ByOwner(batch, s => (LoopRequest)s.Owner!))
+        {
+            if (owner.Ended)
+            {
+                continue;
+            }
+
+            var own = new List<(List<DiffusionSampleCursor>, InferenceResult)>();
+            try
+            {
+                foreach (List<DiffusionSampleCursor> group in _batch.Groups(samples))
+                {
+                    own.Add((group, await Denoiser.InferAsync(_batch.Build(group, DenoiserBatch.RowsOf(group), dispatchImmediately: true), Stopping.Token)));
+                }
+            }
+            catch (Exception e) when (IterationIsolation.CanIsolate(e, Stopping.Token))
+            {
+                failed.Add((owner, e));
+                continue;
+            }
+
+            done.AddRange(own);
+        }
+
+        EndFailed(failed, done.Count > 0, error);
+        return done;
+    }
+
+    /// <summary>Ends the requests that failed alone: blamed when others of the call succeeded, else with the original error.</summary>
+    private void EndFailed(List<(LoopRequest Owner, Exception Error)> failed, bool othersSucceeded, Exception error)
+    {
+        if (!othersSucceeded)
+        {
+            LogIterationFailed(0, failed.Count, error);
+        }
+
+        int completed = _touched.Count - failed.Count;
+        foreach ((LoopRequest owner, Exception alone) in failed)
+        {
+            if (othersSucceeded)
+            {
+                InputNotComputableException blame = IterationIsolation.Blame(Denoiser.V2Name, alone);
+                _metrics?.RecordIsolated(ModelName);
+                Log.IterationRequestIsolated(_logger, Denoiser.V2Name, blame.Reason, completed);
+                Finish(owner, blame);
+            }
+            else
+            {
+                Finish(owner, error);
+            }
+        }
     }
 
     /// <summary>Contiguous slices of the batch with about equal rows (a guided sample's two rows stay together).</summary>

@@ -11,6 +11,7 @@ namespace GenService.Generation.Loops;
 ///   genservice.{family}.iteration.seconds   histogram  wall time of one iteration (pack, call, advance)
 ///   genservice.{family}.active_requests     gauge      requests admitted or waiting, per model
 ///   genservice.{family}.rows                counter    rows computed
+///   genservice.{family}.isolated            counter    requests an iteration failed on alone (400), the others going on
 /// </code>
 /// </summary>
 internal sealed class IterationLoopMetrics
@@ -18,6 +19,7 @@ internal sealed class IterationLoopMetrics
     private readonly Histogram<int> _rows;
     private readonly Histogram<double> _seconds;
     private readonly Counter<long> _rowsTotal;
+    private readonly Counter<long> _isolated;
 
     /// <param name="meterFactory">The host's factory (the Prometheus bridge exports only its "GenService" Meter).</param>
     /// <param name="family">diffusion or ar: the middle of every instrument name.</param>
@@ -35,6 +37,7 @@ internal sealed class IterationLoopMetrics
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1] });
         meter.CreateObservableGauge(prefix + ".active_requests", observeActive, "{request}", $"Requests in a {family} loop (admitted or waiting for admission).");
         _rowsTotal = meter.CreateCounter<long>(prefix + ".rows", "{row}", $"{rowMeaning} computed by the {family} loop.");
+        _isolated = meter.CreateCounter<long>(prefix + ".isolated", "{request}", $"Requests a {family} loop iteration failed on alone (a 400: the model could not compute their input) while the others continued.");
     }
 
     public void RecordIteration(string model, int rows, double seconds)
@@ -44,4 +47,7 @@ internal sealed class IterationLoopMetrics
         _seconds.Record(seconds, tag);
         _rowsTotal.Add(rows, tag);
     }
+
+    /// <summary>Counts one request an iteration failed on alone (<see cref="IterationIsolation"/>).</summary>
+    public void RecordIsolated(string model) => _isolated.Add(1, new KeyValuePair<string, object?>("model", model));
 }

@@ -35,7 +35,7 @@ namespace GenService.Inference.Batching;
 /// decision needs to look ahead at the queued rows; a linked list under one lock does all three in O(1)
 /// per request. Completion sources run continuations asynchronously so no caller code runs under the lock.
 /// </summary>
-internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
+internal sealed partial class DynamicBatcher : IGraphRunner, IAsyncDisposable
 {
     private readonly IBatchExecutor _executor;
     private readonly BatcherSettings _settings;
@@ -475,12 +475,8 @@ internal sealed class DynamicBatcher : IGraphRunner, IAsyncDisposable
             }
             catch (Exception ex)
             {
-                Log.BatchFailed(_logger, V2Name, rows, ex);
-                foreach (RequestChunk c in batch)
-                {
-                    c.Owner.Fail(ex, removeQueued: true);
-                }
-
+                // Find the request(s) the call failed on, so that the others still complete (DynamicBatcher.Isolation.cs).
+                await IsolateAsync(batch, rows, ex).ConfigureAwait(false);
                 return;
             }
 

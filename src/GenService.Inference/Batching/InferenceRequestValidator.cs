@@ -87,6 +87,14 @@ internal sealed class InferenceRequestValidator
             ordered[i] = t;
         }
 
+        for (int i = 0; i < specs.Count; i++)
+        {
+            if (specs[i].Values is { } range)
+            {
+                CheckIndices(ordered[i], specs[i], range);
+            }
+        }
+
         if (request.Inputs.Count != specs.Count)
         {
             string unknown = request.Inputs.Keys.First(k => specs.All(s => s.Name != k));
@@ -119,6 +127,53 @@ internal sealed class InferenceRequestValidator
 
         return request.Outputs;
     }
+
+    /// <summary>
+    /// Every value of an index input within its range: one value outside an embedding (a class label of 1000000, a
+    /// token id past the vocabulary, or -1, which ONNX Runtime's Gather would even take as "the last class") fails or
+    /// silently bends the whole merged call, so it is refused here, before the request can share a batch.
+    /// </summary>
+    private void CheckIndices(Tensor t, TensorSpec spec, IndexRange range)
+    {
+        switch (t.Data)
+        {
+            case long[] l:
+                for (int j = 0; j < l.Length; j++)
+                {
+                    if (l[j] < range.Min || l[j] > range.Max)
+                    {
+                        throw OutOfRange(spec, range, j, l[j].ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    }
+                }
+
+                break;
+            case int[] n:
+                for (int j = 0; j < n.Length; j++)
+                {
+                    if (n[j] < range.Min || n[j] > range.Max)
+                    {
+                        throw OutOfRange(spec, range, j, n[j].ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    }
+                }
+
+                break;
+            case float[] f:
+                for (int j = 0; j < f.Length; j++)
+                {
+                    if (!(f[j] >= range.Min && f[j] <= range.Max) || f[j] != MathF.Round(f[j]))
+                    {
+                        throw OutOfRange(spec, range, j, f[j].ToString(System.Globalization.CultureInfo.InvariantCulture));
+                    }
+                }
+
+                break;
+            default:
+                break;
+        }
+    }
+
+    private RequestValidationException OutOfRange(TensorSpec spec, IndexRange range, int index, string value) =>
+        new($"inputs.{spec.Name}", $"Input '{spec.Name}' of '{V2Name}' holds {value} at element {index}; {range.What} are whole numbers {range.Min}..{range.Max}.");
 
     private static string FormatDims(long[] dims) => string.Join(",", dims.Select(d => d < 0 ? "?" : d.ToString()));
 }

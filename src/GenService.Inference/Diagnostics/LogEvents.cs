@@ -30,6 +30,7 @@ public static class LogEvents
     public const int BatchFailed = 3008;
     public const int ReloadFailed = 3009;
     public const int DisposeFailed = 3010;
+    public const int BatchRowsIsolated = 3011;
 
     // Generation.
     public const int GenerationCompleted = 4101;
@@ -46,4 +47,7 @@ public static class LogEvents
     public const int ArLoopClosed = 4301;
     public const int ArIterationFailed = 4302;
     public const int ArRequestCancelled = 4303;
+
+    // Iteration loops, all families.
+    public const int IterationRequestIsolated = 4150;
 }

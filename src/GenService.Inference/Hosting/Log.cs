@@ -33,6 +33,9 @@ internal static partial class Log
     [LoggerMessage(LogEvents.BatchFailed, LogLevel.Error, "Batch of {Graph} failed ({Rows} rows).")]
     public static partial void BatchFailed(ILogger logger, string graph, int rows, Exception exception);
 
+    [LoggerMessage(LogEvents.BatchRowsIsolated, LogLevel.Warning, "Batch of {Graph} failed on one request's input: {Reason} That request gets a 400; {Completed} other requests of the {Rows}-row batch completed ({Reruns} re-runs).")]
+    public static partial void BatchRowsIsolated(ILogger logger, string graph, string reason, int completed, int rows, int reruns);
+
     [LoggerMessage(LogEvents.ReloadFailed, LogLevel.Warning, "Model {Model} reload failed; still serving version {Version}: {Reason}")]
     public static partial void ReloadFailed(ILogger logger, string model, string version, string reason);
 

@@ -101,10 +101,36 @@ internal static class GraphValidator
                 Check(m, role, canonical, name, field, type.Value, dims, problems);
             }
 
-            specs.Add(new TensorSpec(name, canonical, type.Value, dims));
+            specs.Add(new TensorSpec(name, canonical, type.Value, dims)
+            {
+                Values = kind == "inputs" ? IndexValues(m, role, canonical) : null,
+                Float16 = meta.ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float16,
+            });
         }
 
         return specs;
+    }
+
+    /// <summary>
+    /// The values the manifest allows in an index input: class labels 0..num_classes-1 (and the null class, the
+    /// unconditional row of guidance, where the model has one), an AR decoder's token ids 0..vocab_size-1. A text
+    /// encoder's vocabulary lives in its tokenizer folder, not the manifest: its ids are not range-checked here.
+    /// </summary>
+    internal static IndexRange? IndexValues(ModelManifest m, string role, string? canonical)
+    {
+        if (canonical == "class_label" && m.Conditioning is { } cond)
+        {
+            long max = Math.Max(cond.NumClasses - 1, cond.NullClass ?? -1);
+            string nullClass = cond.NullClass is { } n ? $", null class {n}" : "";
+            return new IndexRange(0, max, $"class labels of model '{m.Name}' (conditioning.num_classes {cond.NumClasses}{nullClass})");
+        }
+
+        if (canonical == "input_ids" && m.Family == ModelFamily.Ar && role == "decoder" && m.Tokens is { } tokens)
+        {
+            return new IndexRange(0, tokens.VocabSize - 1, $"token ids of model '{m.Name}' (tokens.vocab_size {tokens.VocabSize})");
+        }
+
+        return null;
     }
 
     private static void Check(ModelManifest m, string role, string canonical, string name, string field, TensorElementType type, long[] dims, List<string> problems)

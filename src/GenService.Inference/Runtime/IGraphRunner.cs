@@ -14,7 +14,26 @@ public sealed record TensorSpec(string Name, string? Canonical, TensorElementTyp
     /// by every row of a call: the batcher merges only requests that give it the same value.
     /// </summary>
     public bool Batched => Dims.Length > 0 && Dims[0] < 0;
+
+    /// <summary>
+    /// The values an index input may hold (a class label, a token id), from the manifest; null when any value is
+    /// allowed. An index outside the embedding makes ONNX Runtime fail the whole call, every merged request with it,
+    /// so the batcher refuses such a request before queueing it (<see cref="Batching.InferenceRequestValidator"/>).
+    /// </summary>
+    public IndexRange? Values { get; init; }
+
+    /// <summary>
+    /// The graph takes this input as float16: it moves as FP32 and is cast at the session boundary, where a value
+    /// beyond ±65504 becomes infinity. The v2 reader holds such inputs to FP16's range.
+    /// </summary>
+    public bool Float16 { get; init; }
 }
+
+/// <summary>The allowed values of an index input: <paramref name="Min"/>..<paramref name="Max"/> inclusive.</summary>
+/// <param name="Min">Smallest allowed value.</param>
+/// <param name="Max">Largest allowed value.</param>
+/// <param name="What">What the values are, for messages: "class labels of model 'digits-gan' (conditioning.num_classes 10)".</param>
+public sealed record IndexRange(long Min, long Max, string What);
 
 /// <summary>The inputs and outputs of one graph.</summary>
 public sealed record GraphSignature(IReadOnlyList<TensorSpec> Inputs, IReadOnlyList<TensorSpec> Outputs)

@@ -185,7 +185,7 @@ public sealed class KServeBinaryTensorTests : IAsyncLifetime
     [Fact]
     public async Task Binary_data_carries_values_json_cannot_and_any_nonzero_byte_is_true()
     {
-        float[] x = [float.NaN, float.PositiveInfinity, -0f, float.Epsilon, float.MaxValue, -1f];
+        float[] x = [-0f, float.Epsilon, float.MaxValue, -1f, 0.5f, -float.MaxValue];
         byte[] tail = [.. Le(x), .. Le(Ids), 7, 0, .. Le(N), .. Le(D)];
         Reply reply = await PostAsync(AllBinaryHeader(), tail);
 
@@ -193,8 +193,21 @@ public sealed class KServeBinaryTensorTests : IAsyncLifetime
         var received = _factory.Repository.Received.Last().Inputs;
         Assert.Equal([true, false], (bool[])received["flag"].Data);
         float[] x2 = Floats(BinaryOutputs(reply)["x2"]);
-        Assert.True(float.IsNaN(x2[0]));
-        Assert.Equal([float.PositiveInfinity, -0f, 2 * float.Epsilon, float.PositiveInfinity, -2f], x2[1..]);
+        Assert.Equal([-0f, 2 * float.Epsilon, float.PositiveInfinity, -2f, 1f, float.NegativeInfinity], x2);
+    }
+
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NegativeInfinity)]
+    public async Task Binary_fp32_data_that_is_not_finite_is_a_400_naming_the_element(float bad)
+    {
+        // Issue 14: NaN and infinities would run and come back as NaN (or fail a merged call); they are refused.
+        float[] x = [0.5f, -1f, 0f, bad, 2f, 3f];
+        Reply reply = await PostAsync(AllBinaryHeader(), [.. Le(x), .. Le(Ids), 7, 0, .. Le(N), .. Le(D)]);
+
+        Assert.Equal(HttpStatusCode.BadRequest, reply.Status);
+        Assert.Contains("element 3 is not a finite FP32 number", reply.Json.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -81,6 +81,9 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
 
     public const string FailureMessage = "injected denoiser failure";
 
+    /// <summary>The first line of a poisoned call's error (<see cref="PoisonLabel"/>).</summary>
+    public const string PoisonMessage = "[ErrorCode:RuntimeException] Gather: indices element out of data bounds";
+
     private int _inFlight;
     private int _maxInFlight;
 
@@ -95,6 +98,17 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
 
     /// <summary>The call (1-based, in the order they enter) that throws <see cref="FailureMessage"/>; 0: none.</summary>
     public int FailCall { get; set; }
+
+    /// <summary>
+    /// A class label the denoiser cannot compute: any call holding a row with it fails, the whole call, as ONNX Runtime
+    /// fails on one bad row (a multi-line message: the reason, then a stack that must not reach a client). Null: none.
+    /// </summary>
+    public long? PoisonLabel { get; set; }
+
+    /// <summary>Calls that failed on <see cref="PoisonLabel"/>.</summary>
+    public int PoisonedCalls => Volatile.Read(ref _poisoned);
+
+    private int _poisoned;
 
     /// <summary>Lets <paramref name="calls"/> more calls through (gated denoisers only).</summary>
     public void Release(int calls) => _gate!.Release(calls);
@@ -150,6 +164,11 @@ internal sealed class ScriptedDenoiser : IGraphRunner, ILoadedModel
         float[] x = request.Inputs["x"].FloatSpan.ToArray();
         long[] t = request.Inputs["t"].AsLongs();
         long[] y = request.Inputs["y"].AsLongs();
+        if (PoisonLabel is { } poison && y.Contains(poison))
+        {
+            Interlocked.Increment(ref _poisoned);
+            throw new InvalidOperationException($"{PoisonMessage} idx={poison}\n   at Microsoft.ML.OnnxRuntime.InferenceSession.Run()");
+        }
         int rows = t.Length;
         Assert.Equal(rows, y.Length);
         Assert.Equal(rows * 4, x.Length);

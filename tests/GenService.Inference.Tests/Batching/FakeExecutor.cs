@@ -35,6 +35,12 @@ internal sealed class FakeExecutor : IBatchExecutor
 
     public Exception? Throw { get; set; }
 
+    /// <summary>
+    /// A marked value: any call holding it in its input fails (as ONNX Runtime fails a whole call on one bad row),
+    /// with a multi-line message like the runtime's (a reason line, then details that must not reach a client).
+    /// </summary>
+    public float? Poison { get; set; }
+
     /// <summary>Batches whose output was written into a caller's buffer.</summary>
     public int InPlaceBatches { get; private set; }
 
@@ -84,6 +90,11 @@ internal sealed class FakeExecutor : IBatchExecutor
             if (Throw is { } ex)
             {
                 throw ex;
+            }
+
+            if (Poison is { } poison && x.FloatSpan.Contains(poison))
+            {
+                throw new InvalidOperationException($"[ErrorCode:RuntimeException] Gather: indices element out of data bounds, idx={poison}\n   at Microsoft.ML.OnnxRuntime.NativeApiStatus.VerifySuccess(IntPtr nativeStatus)");
             }
 
             Tensor y = Compute(x);
