@@ -32,7 +32,12 @@ internal static class ErrorMapping
         // Minimal APIs throw BadHttpRequestException for unreadable bodies (RouteHandlerOptions.ThrowOnBadRequest
         // is on so that they reach this handler instead of an empty 400). The JsonException inside says where.
         BadHttpRequestException { InnerException: JsonException json } => FromJson(json),
+        BadHttpRequestException { StatusCode: StatusCodes.Status415UnsupportedMediaType } => RouteErrors.UnsupportedMediaType(context),
+        BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } e => new(e.StatusCode, "Content too large", e.Message),
+        BadHttpRequestException e when e.Message.Contains("was not provided from body", StringComparison.Ordinal) =>
+            new(e.StatusCode, "Invalid request body", "The request body is empty (or JSON null): send a JSON object with the route's fields (see /swagger)."),
         BadHttpRequestException e => new(e.StatusCode, "Bad request", e.Message),
+        RequestBodyTooLargeException e => new(StatusCodes.Status413PayloadTooLarge, "Content too large", e.Message),
         JsonException e => FromJson(e),
         OperationCanceledException when context.RequestAborted.IsCancellationRequested =>
             new(HttpError.ClientClosedRequest, "Client closed request", "The client disconnected before the response was ready."),
