@@ -34,7 +34,9 @@ internal static class ErrorMapping
         BadHttpRequestException { InnerException: JsonException json } => FromJson(json),
         BadHttpRequestException { StatusCode: StatusCodes.Status415UnsupportedMediaType } => RouteErrors.UnsupportedMediaType(context),
         BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } e => new(e.StatusCode, "Content too large", e.Message),
-        BadHttpRequestException e when e.Message.Contains("was not provided from body", StringComparison.Ordinal) =>
+        // "Required parameter ... was not provided from body" / "Implicit body inferred ... but no body was provided".
+        BadHttpRequestException e when e.Message.Contains("was not provided from body", StringComparison.Ordinal)
+            || e.Message.Contains("no body was provided", StringComparison.Ordinal) =>
             new(e.StatusCode, "Invalid request body", "The request body is empty (or JSON null): send a JSON object with the route's fields (see /swagger)."),
         BadHttpRequestException e => new(e.StatusCode, "Bad request", e.Message),
         RequestBodyTooLargeException e => new(StatusCodes.Status413PayloadTooLarge, "Content too large", e.Message),

@@ -219,12 +219,14 @@ internal static class KServeEndpoints
 
     /// <summary>
     /// JSON tensors (<c>application/json</c>, <c>; charset=utf-8</c> and <c>+json</c> types included) or the binary tensor
-    /// data extension (<c>application/octet-stream</c>); anything else, or no Content-Type, is a 415 naming both.
+    /// data extension (<c>application/octet-stream</c>, or no Content-Type beside an Inference-Header-Content-Length
+    /// header, as Triton's HTTP client sends it); anything else, or no Content-Type at all, is a 415 naming both.
     /// </summary>
     private static void CheckInferContentType(HttpRequest request)
     {
         bool binary = Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out Microsoft.Net.Http.Headers.MediaTypeHeaderValue? type)
-            && type.MediaType.Equals("application/octet-stream", StringComparison.OrdinalIgnoreCase);
+            ? type.MediaType.Equals("application/octet-stream", StringComparison.OrdinalIgnoreCase)
+            : string.IsNullOrEmpty(request.ContentType) && request.Headers.ContainsKey(V2InferResponseWriter.HeaderContentLength);
         if (!binary && !request.HasJsonContentType())
         {
             throw new BadHttpRequestException("Unsupported content type.", StatusCodes.Status415UnsupportedMediaType);

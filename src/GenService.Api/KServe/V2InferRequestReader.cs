@@ -85,11 +85,7 @@ internal static class V2InferRequestReader
                 }
             }
 
-            // Only whitespace may follow the object: the reader throws on anything else ("{...} x", "{...}{...}").
-            if (reader.Read())
-            {
-                throw Invalid("body", "The body must be one JSON object; something follows it.");
-            }
+            CheckNothingFollows(ref reader);
         }
         catch (JsonException e)
         {
@@ -125,6 +121,29 @@ internal static class V2InferRequestReader
         }
 
         return new V2ParsedRequest(id, tensors, names, binaryOutputDefault, binaryOutputs);
+    }
+
+    /// <summary>
+    /// Only whitespace may follow the envelope: "{...} x" or "{...}{...}" is a 400, and so are tensor bytes sent
+    /// after the JSON without the header that says where the JSON ends.
+    /// </summary>
+    private static void CheckNothingFollows(ref Utf8JsonReader reader)
+    {
+        bool more;
+        try
+        {
+            more = reader.Read();
+        }
+        catch (JsonException)
+        {
+            more = true;
+        }
+
+        if (more)
+        {
+            throw Invalid("body", "The body must be one JSON object, but something follows it. Binary tensor data after the JSON "
+                + "needs the Inference-Header-Content-Length header (the JSON's length in bytes).");
+        }
     }
 
     /// <summary>
