@@ -70,12 +70,12 @@ internal static class BadInputCorpus
         ("/v1/gan/digits-gan/samples", """{"count": 1, "seed": 1, "output": "tensor"}""", "count"),
         ("/v1/gan/digits-gan/interpolations", """{"from": {"seed": 1}, "to": {"seed": 2}, "frames": 2, "output": "tensor"}""", "frames"),
         ("/v1/vae/digits-vae/samples", """{"count": 1, "seed": 1, "output": "tensor"}""", "count"),
-        ("/v1/vae/digits-vae/encode", $$$"""{"inputs": [{"data": {{{Digit}}}}]}""", "inputs"),
-        ("/v1/vae/digits-vae/reconstruct", $$$"""{"inputs": [{"data": {{{Digit}}}}], "output": "tensor"}""", "inputs"),
+        ("/v1/vae/digits-vae/encode", $$$"""{"inputs": [{"data": {{{Digit}}}}], "class_label": 3}""", "inputs"),
+        ("/v1/vae/digits-vae/reconstruct", $$$"""{"inputs": [{"data": {{{Digit}}}}], "class_label": 3, "output": "tensor"}""", "inputs"),
         ("/v1/vae/digits-vae/interpolations", """{"from": {"seed": 1}, "to": {"seed": 2}, "frames": 2, "output": "tensor"}""", "frames"),
         ("/v1/flow/digits-flow/samples", """{"count": 1, "seed": 1, "output": "tensor"}""", "count"),
-        ("/v1/flow/digits-flow/encode", $$$"""{"inputs": [{"data": {{{Digit}}}}]}""", "inputs"),
-        ("/v1/flow/digits-flow/log-likelihood", $$$"""{"inputs": [{"data": {{{Digit}}}}]}""", "inputs"),
+        ("/v1/flow/digits-flow/encode", $$$"""{"inputs": [{"data": {{{Digit}}}}], "class_label": 3}""", "inputs"),
+        ("/v1/flow/digits-flow/log-likelihood", $$$"""{"inputs": [{"data": {{{Digit}}}}], "class_label": 3}""", "inputs"),
         ("/v1/flow/digits-flow/interpolations", """{"from": {"seed": 1}, "to": {"seed": 2}, "frames": 2, "output": "tensor"}""", "frames"),
         ("/v1/diffusion/digits-ddpm/samples", """{"count": 1, "seed": 1, "steps": 2, "output": "tensor"}""", "steps"),
         ("/v1/diffusion/digits-ddpm/interpolations", """{"from": {"seed": 1}, "to": {"seed": 2}, "frames": 2, "steps": 2, "output": "tensor"}""", "frames"),
@@ -84,6 +84,30 @@ internal static class BadInputCorpus
         ("/v1/ar/words-ar/samples", """{"count": 1, "seed": 1, "prompt": "ca", "max_new_tokens": 2}""", "count"),
         ("/v1/diffusion/digits-txt2img/samples", """{"count": 1, "seed": 1, "steps": 2, "prompt": "a digit", "output": "tensor"}""", "steps"),
     ];
+
+    /// <summary>
+    /// The valid request each group of cases mutates, answered 200: proves that a case's 4xx comes from what it
+    /// changed, not from a base request that was wrong to begin with.
+    /// </summary>
+    public static IReadOnlyDictionary<string, BadRequest> Baselines { get; } = BuildBaselines();
+
+    private static Dictionary<string, BadRequest> BuildBaselines()
+    {
+        var baselines = V1Routes.ToDictionary(r => r.Url, r => Post(r.Url, r.Url, r.Valid, 200));
+        baselines["/v2 infer JSON"] = Post("/v2 infer JSON", Infer, InferBody(), 200);
+        (byte[] header, byte[] tail, Dictionary<string, string> headers) = BinaryParts();
+        baselines["/v2 infer binary"] = new BadRequest("/v2 infer binary", "POST", Infer, 200) { Body = [.. header, .. tail], ContentType = "application/octet-stream", Headers = headers };
+        baselines["/v2 infer binary, no content type (Triton's client)"] = baselines["/v2 infer binary"] with { Name = "/v2 infer binary, no content type", ContentType = null };
+        baselines["/v2 repository index"] = Post("/v2 repository index", "/v2/repository/index", """{"ready": true}""", 200);
+        return baselines;
+    }
+
+    private static (byte[] Header, byte[] Tail, Dictionary<string, string> Headers) BinaryParts()
+    {
+        byte[] header = Encoding.UTF8.GetBytes("""{"inputs": [{"name": "latent", "shape": [1, 32], "datatype": "FP32", "parameters": {"binary_data_size": 128}}, {"name": "class_label", "shape": [1], "datatype": "INT64", "data": [3]}]}""");
+        byte[] tail = [.. Enumerable.Range(0, 32).SelectMany(i => BitConverter.GetBytes(i / 32f))];
+        return (header, tail, new Dictionary<string, string> { ["Inference-Header-Content-Length"] = header.Length.ToString(CultureInfo.InvariantCulture) });
+    }
 
     private static Dictionary<string, BadRequest> Build()
     {
@@ -266,13 +290,13 @@ internal static class BadInputCorpus
         foreach (string url in new[] { "/v1/vae/digits-vae/encode", "/v1/vae/digits-vae/reconstruct", "/v1/flow/digits-flow/encode", "/v1/flow/digits-flow/log-likelihood" })
         {
             yield return Post($"{url} inputs missing", url, """{}""", 400);
-            yield return Post($"{url} inputs empty", url, """{"inputs": []}""", 400);
-            yield return Post($"{url} inputs object for array", url, """{"inputs": {"data": [1]}}""", 400);
-            yield return Post($"{url} input data wrong length", url, """{"inputs": [{"data": [0.1, 0.2, 0.3]}]}""", 400);
-            yield return Post($"{url} input data and png", url, $$"""{"inputs": [{"data": {{Digit}}, "png": "aGVsbG8="}]}""", 400);
-            yield return Post($"{url} input png garbage", url, """{"inputs": [{"png": "aGVsbG8gd29ybGQ="}]}""", 400);
-            yield return Post($"{url} input data NaN", url, $$$"""{"inputs": [{"data": {{{Floats(64, "NaN")}}}}]}""", 400) with { ValueCheck = true };
-            yield return Post($"{url} input data 1e39", url, $$$"""{"inputs": [{"data": {{{Floats(64, "1e39")}}}}]}""", 400) with { ValueCheck = true };
+            yield return Post($"{url} inputs empty", url, """{"inputs": [], "class_label": 3}""", 400);
+            yield return Post($"{url} inputs object for array", url, """{"inputs": {"data": [1]}, "class_label": 3}""", 400);
+            yield return Post($"{url} input data wrong length", url, """{"inputs": [{"data": [0.1, 0.2, 0.3]}], "class_label": 3}""", 400);
+            yield return Post($"{url} input data and png", url, $$"""{"inputs": [{"data": {{Digit}}, "png": "aGVsbG8="}], "class_label": 3}""", 400);
+            yield return Post($"{url} input png garbage", url, """{"inputs": [{"png": "aGVsbG8gd29ybGQ="}], "class_label": 3}""", 400);
+            yield return Post($"{url} input data NaN", url, $$$"""{"inputs": [{"data": {{{Floats(64, "NaN")}}}}], "class_label": 3}""", 400) with { ValueCheck = true };
+            yield return Post($"{url} input data 1e39", url, $$$"""{"inputs": [{"data": {{{Floats(64, "1e39")}}}}], "class_label": 3}""", 400) with { ValueCheck = true };
             yield return Post($"{url} class_label -1", url, $$$"""{"inputs": [{"data": {{{Digit}}}}], "class_label": -1}""", 400) with { ValueCheck = true };
         }
 
@@ -409,9 +433,7 @@ internal static class BadInputCorpus
         yield return Post("/v2 infer unknown model", "/v2/models/nope.generator/infer", valid, 404);
         yield return Post("/v2 infer model without role", "/v2/models/digits-gan/infer", valid, 404);
 
-        byte[] header = Encoding.UTF8.GetBytes("""{"inputs": [{"name": "latent", "shape": [1, 32], "datatype": "FP32", "parameters": {"binary_data_size": 128}}, {"name": "class_label", "shape": [1], "datatype": "INT64", "data": [3]}]}""");
-        byte[] tail = new byte[128];
-        var binaryHeaders = new Dictionary<string, string> { ["Inference-Header-Content-Length"] = header.Length.ToString(CultureInfo.InvariantCulture) };
+        (byte[] header, byte[] tail, Dictionary<string, string> binaryHeaders) = BinaryParts();
         BadRequest Binary(string name, byte[] body, IReadOnlyDictionary<string, string> headers, string? contentType = "application/octet-stream", int status = 400) =>
             new(name, "POST", Infer, status) { Body = body, ContentType = contentType, Headers = headers };
         yield return Binary("/v2 infer binary tail short", [.. header, .. tail[..100]], binaryHeaders);

@@ -85,6 +85,18 @@ public sealed class BadInputCorpusTests(CorpusFactory corpus) : IClassFixture<Co
         }
     }
 
+    public static TheoryData<string> BaselineNames => [.. BadInputCorpus.Baselines.Keys];
+
+    [Theory]
+    [MemberData(nameof(BaselineNames))]
+    public async Task The_valid_request_each_group_mutates_is_a_200(string name)
+    {
+        using HttpClient client = corpus.Factory.CreateClient();
+        (HttpStatusCode status, _, string text, HttpResponseMessage response) = await SendAsync(client, BadInputCorpus.Baselines[name]);
+        response.Dispose();
+        Assert.True(status == HttpStatusCode.OK, $"{name}: {(int)status} {text}");
+    }
+
     [Fact]
     public async Task After_the_whole_corpus_a_valid_request_gets_the_same_numbers_and_the_server_is_ready()
     {
@@ -150,7 +162,6 @@ public sealed class BadInputCorpusTests(CorpusFactory corpus) : IClassFixture<Co
         foreach ((string key, string value) in c.Headers)
         {
             request.Headers.TryAddWithoutValidation(key, value);
-            request.Content?.Headers.TryAddWithoutValidation(key, value);
         }
 
         HttpResponseMessage response = await client.SendAsync(request, Ct);
