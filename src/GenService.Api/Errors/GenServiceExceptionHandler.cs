@@ -5,12 +5,13 @@ using Microsoft.AspNetCore.Http;
 namespace GenService.Api.Errors;
 
 /// <summary>
-/// Turns every exception that escapes an endpoint into the protocol's error shape:
+/// Turns every exception that escapes an endpoint into the protocol's error shape (<see cref="ErrorResponses"/>):
 /// <code>
 ///   /v2/...     -> {"error": "..."}                       (KServe v2 / Open Inference Protocol)
 ///   elsewhere   -> application/problem+json (RFC 9457)    (with traceId, detail, and field/family extensions)
 ///   client gone -> nothing written, logged as 499
 /// </code>
+/// A 4xx is logged as one Information line without the exception; only unexpected failures carry a stack trace.
 /// </summary>
 internal sealed partial class GenServiceExceptionHandler(ILogger<GenServiceExceptionHandler> logger) : IExceptionHandler
 {
@@ -47,7 +48,7 @@ internal sealed partial class GenServiceExceptionHandler(ILogger<GenServiceExcep
         return true;
     }
 
-    /// <summary>The KServe v2 error body: <c>{"error": "..."}</c>.</summary>
+    /// <summary>The KServe v2 error body: <c>{"error": "..."}</c> (kept here for existing callers; see <see cref="ErrorResponses"/>).</summary>
     internal static Task WriteV2ErrorAsync(HttpResponse response, string message, CancellationToken cancellationToken) =>
         ErrorResponses.WriteV2ErrorAsync(response, message, cancellationToken);
 

@@ -37,6 +37,10 @@ internal sealed class EscapingTextFormatter(ITextFormatter inner) : ITextFormatt
 {
     private static readonly MessageTemplateParser Parser = new();
 
+    /// <summary>C0 and C1 controls (CR, LF, ESC, NEL, ...) and the Unicode line and paragraph separators.</summary>
+    private static readonly System.Buffers.SearchValues<char> Controls = System.Buffers.SearchValues.Create(
+        [.. Enumerable.Range(0, 0x20).Select(i => (char)i), .. Enumerable.Range(0x7f, 0x21).Select(i => (char)i), '\u2028', '\u2029']);
+
     public void Format(LogEvent logEvent, TextWriter output)
     {
         bool templateDirty = NeedsEscaping(logEvent.MessageTemplate.Text);
@@ -77,14 +81,15 @@ internal sealed class EscapingTextFormatter(ITextFormatter inner) : ITextFormatt
         return builder.ToString();
     }
 
-    private static bool IsControl(char c) => char.IsControl(c) || c is '\u2028' or '\u2029';
+    private static bool IsControl(char c) => Controls.Contains(c);
 
-    private static bool NeedsEscaping(string text) => text.AsSpan().IndexOfAnyInRange('\0', '\u001f') >= 0 || text.Any(IsControl);
+    private static bool NeedsEscaping(string text) => text.AsSpan().ContainsAny(Controls);
 
     private static bool NeedsEscaping(LogEventPropertyValue value) => value switch
     {
         ScalarValue { Value: string s } => NeedsEscaping(s),
-        ScalarValue { Value: null or bool or char or IFormattable } => value is ScalarValue { Value: char ch } && IsControl(ch),
+        ScalarValue { Value: char c } => IsControl(c),
+        ScalarValue { Value: null or bool or IFormattable } => false, // numbers, dates, ids: no control characters
         ScalarValue { Value: { } other } => NeedsEscaping(other.ToString() ?? ""),
         SequenceValue sequence => sequence.Elements.Any(NeedsEscaping),
         StructureValue structure => (structure.TypeTag is { } tag && NeedsEscaping(tag)) || structure.Properties.Any(p => NeedsEscaping(p.Value)),
