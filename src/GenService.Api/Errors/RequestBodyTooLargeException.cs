@@ -6,8 +6,10 @@ namespace GenService.Api.Errors;
 /// Kestrel's own BadHttpRequestException: minimal-API body binding swallows those and the client then got an
 /// empty 413; this one reaches <see cref="GenServiceExceptionHandler"/> (413 with a body).
 /// </summary>
-internal sealed class RequestBodyTooLargeException(long limit)
-    : Exception($"The request body is over the limit of {limit} bytes for this route; send a smaller body (the server's limit is set by GenService:Api:MaxRequestBodyBytes, and MaxInferBodyBytes for v2 infer).")
+/// <param name="limit">The route's limit, in bytes.</param>
+/// <param name="setting">The configuration key that sets it.</param>
+internal sealed class RequestBodyTooLargeException(long limit, string setting)
+    : Exception($"The request body is over the limit of {limit} bytes for this route ({setting}); send a smaller body.")
 {
     /// <summary>The limit that was exceeded, in bytes.</summary>
     public long Limit { get; } = limit;

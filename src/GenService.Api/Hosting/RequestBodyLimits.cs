@@ -18,13 +18,13 @@ internal static class RequestBodyLimits
         app.Use(async (context, next) =>
         {
             GenServiceApiOptions options = context.RequestServices.GetRequiredService<IOptions<GenServiceApiOptions>>().Value;
-            long limit = context.GetEndpoint()?.Metadata.GetMetadata<LargeBodyMetadata>() is null
-                ? options.MaxRequestBodyBytes
-                : options.MaxInferBodyBytes;
+            bool large = context.GetEndpoint()?.Metadata.GetMetadata<LargeBodyMetadata>() is not null;
+            long limit = large ? options.MaxInferBodyBytes : options.MaxRequestBodyBytes;
+            string setting = $"{GenServiceApiOptions.SectionName}:{(large ? nameof(options.MaxInferBodyBytes) : nameof(options.MaxRequestBodyBytes))}";
             HttpRequest request = context.Request;
             if (request.ContentLength > limit)
             {
-                throw new RequestBodyTooLargeException(limit);
+                throw new RequestBodyTooLargeException(limit, setting);
             }
 
             IHttpMaxRequestBodySizeFeature? serverLimit = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
@@ -36,7 +36,7 @@ internal static class RequestBodyLimits
                     serverLimit.MaxRequestBodySize = null;
                 }
 
-                request.Body = new LimitedReadStream(request.Body, limit);
+                request.Body = new LimitedReadStream(request.Body, limit, setting);
             }
             else if (serverLimit is { IsReadOnly: false })
             {
@@ -63,7 +63,7 @@ internal sealed class LargeBodyMetadata
 }
 
 /// <summary>A read-only body stream that throws <see cref="RequestBodyTooLargeException"/> past its limit.</summary>
-internal sealed class LimitedReadStream(Stream inner, long limit) : Stream
+internal sealed class LimitedReadStream(Stream inner, long limit, string setting) : Stream
 {
     private long _read;
 
@@ -102,6 +102,6 @@ internal sealed class LimitedReadStream(Stream inner, long limit) : Stream
     private int Count(int read)
     {
         _read += read;
-        return _read > limit ? throw new RequestBodyTooLargeException(limit) : read;
+        return _read > limit ? throw new RequestBodyTooLargeException(limit, setting) : read;
     }
 }

@@ -268,8 +268,8 @@ internal static class BadInputCorpus
         yield return Post($"{ar} top_p over 1", ar, """{"count": 1, "top_p": 2}""", 400);
         yield return Post($"{ar} top_p NaN string", ar, """{"count": 1, "top_p": "NaN"}""", 400);
         yield return Post($"{ar} repetition_penalty negative", ar, """{"count": 1, "repetition_penalty": -1}""", 400);
-        yield return Post($"{ar} prompt_tokens past the vocabulary", ar, """{"count": 1, "prompt_tokens": [27, 1000]}""", 400) with { ValueCheck = true };
-        yield return Post($"{ar} prompt_tokens negative", ar, """{"count": 1, "prompt_tokens": [27, -1]}""", 400) with { ValueCheck = true };
+        yield return Post($"{ar} prompt_tokens past the vocabulary", ar, """{"count": 1, "prompt_tokens": [3, 1000]}""", 400) with { ValueCheck = true };
+        yield return Post($"{ar} prompt_tokens negative", ar, """{"count": 1, "prompt_tokens": [3, -1]}""", 400) with { ValueCheck = true };
         yield return Post($"{ar} prompt_tokens strings", ar, """{"count": 1, "prompt_tokens": ["a"]}""", 400);
         yield return Post($"{ar} prompt_tokens object", ar, """{"count": 1, "prompt_tokens": {"0": 1}}""", 400);
         yield return Post($"{ar} stop string for list", ar, """{"count": 1, "stop": "x"}""", 400);

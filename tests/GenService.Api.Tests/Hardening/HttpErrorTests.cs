@@ -202,3 +202,34 @@ public sealed class HttpErrorTests : IAsyncLifetime
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
     }
 }
+
+/// <summary>How System.Text.Json's messages reach a client: in JSON terms, without .NET type names.</summary>
+public sealed class JsonErrorWordingTests
+{
+    [Theory]
+    [InlineData("System.Nullable`1[System.Int32]", "count", "expected an integer (32-bit).")]
+    [InlineData("System.Nullable`1[System.UInt64]", "seed", "expected a non-negative integer (64-bit).")]
+    [InlineData("System.Single[][]", "latents", "expected an array of arrays of numbers.")]
+    [InlineData("System.Int32[]", "prompt_tokens", "expected an array of integers (32-bit).")]
+    [InlineData("System.Nullable`1[System.Boolean]", "stream", "expected true or false.")]
+    [InlineData("GenService.Api.Contracts.GanSampleRequest", null, "expected an object.")]
+    public void A_wrong_type_says_what_json_to_send(string type, string? field, string expected)
+    {
+        string path = field is null ? "$" : "$." + field;
+        var json = new System.Text.Json.JsonException($"The JSON value could not be converted to {type}. Path: {path} | LineNumber: 0 | BytePositionInLine: 3.", path, 0, 3);
+        Errors.HttpError error = Errors.ErrorMapping.Map(new Microsoft.AspNetCore.Http.BadHttpRequestException("Failed to read parameter", 400, json), new Microsoft.AspNetCore.Http.DefaultHttpContext());
+        Assert.Equal(400, error.Status);
+        Assert.EndsWith(expected, error.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", error.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_duplicate_key_names_the_key_without_the_type()
+    {
+        var json = new System.Text.Json.JsonException("Duplicate property 'count' encountered during deserialization of type 'GenService.Api.Contracts.GanSampleRequest'. Path: $.count | LineNumber: 0 | BytePositionInLine: 22.", "$.count", 0, 22);
+        Errors.HttpError error = Errors.ErrorMapping.Map(json, new Microsoft.AspNetCore.Http.DefaultHttpContext());
+        Assert.Equal(400, error.Status);
+        Assert.Equal("count", error.Field);
+        Assert.EndsWith("the key 'count' appears twice in the same object; send each key once.", error.Detail, StringComparison.Ordinal);
+    }
+}
