@@ -228,6 +228,11 @@ internal static class BadInputCorpus
             }
         }
 
+        yield return Post($"{gan} count -1, Accept image/png", gan, """{"count": -1}""", 400) with { Accept = "image/png" };
+        yield return Post($"{ddpm} steps -1, Accept text/event-stream", ddpm, """{"count": 1, "steps": -1}""", 400) with { Accept = "text/event-stream" };
+        yield return Post($"{ddpm} steps -1, stream true", ddpm, """{"count": 1, "steps": -1, "stream": true}""", 400);
+        yield return Post($"{ar} max_new_tokens -1, Accept text/event-stream", ar, """{"count": 1, "max_new_tokens": -1}""", 400) with { Accept = "text/event-stream" };
+        yield return Post($"{words} unknown model under SSE", "/v1/ar/nope/samples", """{"count": 1}""", 404) with { Accept = "text/event-stream" };
         yield return Post($"{gan} truncation NaN literal", gan, """{"count": 1, "truncation": NaN}""", 400);
         yield return Post($"{gan} truncation NaN string", gan, """{"count": 1, "truncation": "NaN"}""", 400);
         yield return Post($"{gan} truncation negative", gan, """{"count": 1, "truncation": -0.5}""", 400);
