@@ -1,24 +1,19 @@
-using System.Globalization;
-using System.Text.Encodings.Web;
-using System.Text.Json;
 using GenService.Inference.Diagnostics;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Mvc;
 
 namespace GenService.Api.Errors;
 
 /// <summary>
-/// Turns every exception that escapes an endpoint into the protocol's error shape:
+/// Turns every exception that escapes an endpoint into the protocol's error shape (<see cref="ErrorResponses"/>):
 /// <code>
 ///   /v2/...     -> {"error": "..."}                       (KServe v2 / Open Inference Protocol)
 ///   elsewhere   -> application/problem+json (RFC 9457)    (with traceId, detail, and field/family extensions)
 ///   client gone -> nothing written, logged as 499
 /// </code>
+/// A 4xx is logged as one Information line without the exception; only unexpected failures carry a stack trace.
 /// </summary>
-internal sealed partial class GenServiceExceptionHandler(
-    IProblemDetailsService problemDetails,
-    ILogger<GenServiceExceptionHandler> logger) : IExceptionHandler
+internal sealed partial class GenServiceExceptionHandler(ILogger<GenServiceExceptionHandler> logger) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
@@ -47,56 +42,15 @@ internal sealed partial class GenServiceExceptionHandler(
         }
 
         httpContext.Response.Clear();
-        httpContext.Response.StatusCode = error.Status;
-        if (error.RetryAfter is { } retry)
-        {
-            httpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retry.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-        }
+        await ErrorResponses.WriteAsync(httpContext, error, exception);
 
-        if (path.StartsWith("/v2", StringComparison.OrdinalIgnoreCase))
-        {
-            await WriteV2ErrorAsync(httpContext.Response, error.Detail, cancellationToken);
-            return true;
-        }
-
-        var problem = new ProblemDetails
-        {
-            Status = error.Status,
-            Title = error.Title,
-            Detail = error.Detail,
-            Instance = path,
-        };
-        if (error.Field is not null)
-        {
-            problem.Extensions["field"] = error.Field;
-        }
-
-        if (error.Family is not null)
-        {
-            problem.Extensions["family"] = error.Family;
-        }
-
-        return await problemDetails.TryWriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = httpContext,
-            ProblemDetails = problem,
-            Exception = exception,
-        });
+        // Always handled: returning false would make the middleware log the client's mistake as an unhandled exception.
+        return true;
     }
 
-    /// <summary>The KServe v2 error body: <c>{"error": "..."}</c>.</summary>
-    internal static async Task WriteV2ErrorAsync(HttpResponse response, string message, CancellationToken cancellationToken)
-    {
-        response.ContentType = "application/json";
-        using (var writer = new Utf8JsonWriter(response.BodyWriter, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-        {
-            writer.WriteStartObject();
-            writer.WriteString("error"u8, message);
-            writer.WriteEndObject();
-        }
-
-        await response.BodyWriter.FlushAsync(cancellationToken);
-    }
+    /// <summary>The KServe v2 error body: <c>{"error": "..."}</c> (kept here for existing callers; see <see cref="ErrorResponses"/>).</summary>
+    internal static Task WriteV2ErrorAsync(HttpResponse response, string message, CancellationToken cancellationToken) =>
+        ErrorResponses.WriteV2ErrorAsync(response, message, cancellationToken);
 
     [LoggerMessage(EventId = LogEvents.ClientGone, Level = LogLevel.Information, Message = "{Method} {Path}: client disconnected before the response (499)")]
     private static partial void LogClientGone(ILogger logger, string method, string path);

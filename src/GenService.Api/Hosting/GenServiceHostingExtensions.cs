@@ -12,7 +12,6 @@ using Microsoft.AspNetCore.Http.Json;
 using Microsoft.OpenApi;
 using Prometheus;
 using Serilog;
-using Serilog.Formatting.Compact;
 
 namespace GenService.Api.Hosting;
 
@@ -37,6 +36,9 @@ internal static class GenServiceHostingExtensions
 
         // NaN or infinite samples are rare but legal model outputs; a 500 over them would hide the model's bug.
         options.NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals;
+
+        // {"count": 1, "count": 64} is ambiguous (which one did the client mean?): a 400 naming the key, not "last wins".
+        options.AllowDuplicateProperties = false;
 
         // Bodies are application/json, never inlined into HTML: keep "'" and "<" readable instead of \u0027.
         options.Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
@@ -83,6 +85,8 @@ internal static class GenServiceHostingExtensions
 
         // Unreadable bodies must reach GenServiceExceptionHandler (400 naming the field), not end as a bare 400.
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        // Registered before AddProblemDetails, so it is the writer the service picks: problem+json whatever the Accept.
+        services.AddSingleton<IProblemDetailsWriter, ProblemJsonWriter>();
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemTraceId);
         services.AddExceptionHandler<GenServiceExceptionHandler>();
 
@@ -111,8 +115,8 @@ internal static class GenServiceHostingExtensions
     }
 
     /// <summary>
-    /// Serilog: console text by default, one compact JSON object per line when <c>GenService:Logging:Json</c>
-    /// is true (log shippers). Levels come from the usual <c>Serilog</c> configuration section.
+    /// Serilog: console text by default (client-controlled values escaped, <see cref="LogFormatting"/>), one compact
+    /// JSON object per line when <c>GenService:Logging:Json</c> is true (log shippers). Levels come from the usual <c>Serilog</c> configuration section.
     /// </summary>
     private static void AddGenServiceLogging(this WebApplicationBuilder builder)
     {
@@ -126,14 +130,7 @@ internal static class GenServiceHostingExtensions
                 lc.ReadFrom.Configuration(builder.Configuration)
                     .ReadFrom.Services(services)
                     .Enrich.FromLogContext();
-                if (json)
-                {
-                    lc.WriteTo.Console(new CompactJsonFormatter());
-                }
-                else
-                {
-                    lc.WriteTo.Console(formatProvider: System.Globalization.CultureInfo.InvariantCulture);
-                }
+                lc.WriteTo.Console(json ? LogFormatting.Json() : LogFormatting.Text());
             },
             preserveStaticLogger: true);
     }
@@ -155,6 +152,9 @@ internal static class GenServiceHostingExtensions
             o.GetLevel = RequestLogEnricher.Level;
         });
         app.UseExceptionHandler();
+
+        // Errors decided before an endpoint writes anything (404 no route, 405, 415, 413) get the protocol's body.
+        app.UseStatusCodePages(RouteErrors.WriteAsync);
         app.UseSwagger();
         app.UseSwaggerUI(o =>
         {
@@ -162,6 +162,7 @@ internal static class GenServiceHostingExtensions
             o.DocumentTitle = "GenService";
         });
         app.UseRouting();
+        app.UseRequestBodyLimits();
         app.UseHttpMetrics(o => o.ReduceStatusCodeCardinality());
         app.UseModelRequestMetrics();
 

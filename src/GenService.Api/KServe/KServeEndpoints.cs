@@ -3,6 +3,7 @@ using System.Reflection;
 using System.Security.Cryptography;
 using System.Text;
 using GenService.Api.Errors;
+using GenService.Api.Hosting;
 using GenService.Api.Models;
 using GenService.Inference;
 using GenService.Inference.Options;
@@ -84,11 +85,14 @@ internal static class KServeEndpoints
                 `parameters.binary_data_size`), then the bytes; the response carries Inference-Header-Content-Length.
                 Other `parameters` are ignored.
                 """)
-            // The body is documented by SwaggerExamplesFilter, not .Accepts(): Accepts would make routing refuse
-            // a body sent without "Content-Type: application/json" (curl -d) and fall through to the 404 route.
+            // The body is documented by SwaggerExamplesFilter, not .Accepts(): the route reads two content types
+            // (JSON, binary tensor data) by hand and answers any other with a 415 that names both (CheckContentType).
+            .WithMetadata(LargeBodyMetadata.Instance)
             .Produces<V2InferResponse>(StatusCodes.Status200OK)
             .Produces<V2Error>(StatusCodes.Status400BadRequest)
             .Produces<V2Error>(StatusCodes.Status404NotFound)
+            .Produces<V2Error>(StatusCodes.Status413PayloadTooLarge)
+            .Produces<V2Error>(StatusCodes.Status415UnsupportedMediaType)
             .Produces<V2Error>(StatusCodes.Status429TooManyRequests)
             .Produces<V2Error>(StatusCodes.Status503ServiceUnavailable)
             .Produces<V2Error>(StatusCodes.Status504GatewayTimeout);
@@ -104,7 +108,8 @@ internal static class KServeEndpoints
                 + "every model with its state (READY, LOADING, UNAVAILABLE) and reason. Body (optional): {\"ready\": true} "
                 + "(or ?ready=true) lists only ready models. Admin: needs `Authorization: Bearer <key>` or `X-Api-Key: <key>` when "
                 + "GenService:Api:AdminApiKey is set (401 otherwise).")
-            .Produces<V2Error>(StatusCodes.Status401Unauthorized);
+            .Produces<V2Error>(StatusCodes.Status401Unauthorized)
+            .Produces<V2Error>(StatusCodes.Status415UnsupportedMediaType);
 
         repository.MapPost("/models/{model}/load", Load)
             .WithName("V2RepositoryLoad")
@@ -188,6 +193,7 @@ internal static class KServeEndpoints
     internal static async Task Infer(string name, HttpContext context, IModelRepository repository, IOptions<GenServiceApiOptions> options)
     {
         IGraphRunner graph = repository.GetGraph(name);
+        CheckInferContentType(context.Request);
         CancellationToken aborted = context.RequestAborted;
         (byte[] buffer, int length) = await ReadBodyAsync(context.Request, options.Value.MaxInferBodyBytes, aborted);
         V2ParsedRequest request;
@@ -209,6 +215,22 @@ internal static class KServeEndpoints
         string version = repository.Find(graph.ModelName)?.Manifest?.Version ?? "1";
 
         await V2InferResponseWriter.WriteAsync(context.Response, graph.V2Name, version, request, result, outputs, aborted);
+    }
+
+    /// <summary>
+    /// JSON tensors (<c>application/json</c>, <c>; charset=utf-8</c> and <c>+json</c> types included) or the binary tensor
+    /// data extension (<c>application/octet-stream</c>, or no Content-Type beside an Inference-Header-Content-Length
+    /// header, as Triton's HTTP client sends it); anything else, or no Content-Type at all, is a 415 naming both.
+    /// </summary>
+    private static void CheckInferContentType(HttpRequest request)
+    {
+        bool binary = Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out Microsoft.Net.Http.Headers.MediaTypeHeaderValue? type)
+            ? type.MediaType.Equals("application/octet-stream", StringComparison.OrdinalIgnoreCase)
+            : string.IsNullOrEmpty(request.ContentType) && request.Headers.ContainsKey(V2InferResponseWriter.HeaderContentLength);
+        if (!binary && !request.HasJsonContentType())
+        {
+            throw new BadHttpRequestException("Unsupported content type.", StatusCodes.Status415UnsupportedMediaType);
+        }
     }
 
     /// <summary>The JSON part of the body: the Inference-Header-Content-Length header, or the whole body without it.</summary>
@@ -279,9 +301,15 @@ internal static class KServeEndpoints
 
     internal static async Task<Ok<List<V2RepositoryModel>>> Index(HttpRequest http, IModelRepository repository, bool? ready, CancellationToken cancellationToken)
     {
-        // The body is optional (and often sent without a content type), so it is read by hand, not bound.
+        // The body is optional (and often absent, without a content type), so it is read by hand, not bound;
+        // a body that is there must be JSON.
         if (http.ContentLength is > 0 || (http.ContentLength is null && http.HasJsonContentType()))
         {
+            if (!http.HasJsonContentType())
+            {
+                throw new BadHttpRequestException("Unsupported content type.", StatusCodes.Status415UnsupportedMediaType);
+            }
+
             V2RepositoryIndexRequest? body = await http.ReadFromJsonAsync<V2RepositoryIndexRequest>(cancellationToken);
             ready ??= body?.Ready;
         }

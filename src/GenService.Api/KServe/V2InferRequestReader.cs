@@ -49,26 +49,31 @@ internal static class V2InferRequestReader
                 throw Invalid("body", "The body must be a JSON object: {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}.");
             }
 
+            var seen = new SeenKeys("body");
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals("inputs"u8))
                 {
+                    seen.Once(0, "inputs");
                     reader.Read();
                     raw = ReadInputs(ref reader);
                 }
                 else if (reader.ValueTextEquals("outputs"u8))
                 {
+                    seen.Once(1, "outputs");
                     reader.Read();
                     outputs = ReadOutputs(ref reader);
                 }
                 else if (reader.ValueTextEquals("id"u8))
                 {
+                    seen.Once(2, "id");
                     reader.Read();
                     id = reader.TokenType == JsonTokenType.String ? reader.GetString()
                         : throw Invalid("id", "'id' must be a string.");
                 }
                 else if (reader.ValueTextEquals("parameters"u8))
                 {
+                    seen.Once(3, "parameters");
                     reader.Read();
                     binaryOutputDefault = ReadBoolParameter(ref reader, "parameters", "binary_data_output"u8) ?? false;
                 }
@@ -79,6 +84,8 @@ internal static class V2InferRequestReader
                     reader.Skip();
                 }
             }
+
+            CheckNothingFollows(ref reader);
         }
         catch (JsonException e)
         {
@@ -117,6 +124,29 @@ internal static class V2InferRequestReader
     }
 
     /// <summary>
+    /// Only whitespace may follow the envelope: "{...} x" or "{...}{...}" is a 400, and so are tensor bytes sent
+    /// after the JSON without the header that says where the JSON ends.
+    /// </summary>
+    private static void CheckNothingFollows(ref Utf8JsonReader reader)
+    {
+        bool more;
+        try
+        {
+            more = reader.Read();
+        }
+        catch (JsonException)
+        {
+            more = true;
+        }
+
+        if (more)
+        {
+            throw Invalid("body", "The body must be one JSON object, but something follows it. Binary tensor data after the JSON "
+                + "needs the Inference-Header-Content-Length header (the JSON's length in bytes).");
+        }
+    }
+
+    /// <summary>
     /// A <c>parameters</c> object: returns the boolean <paramref name="key"/> if present (null if absent), skips
     /// every other parameter (the protocol lets clients send their own).
     /// </summary>
@@ -128,6 +158,7 @@ internal static class V2InferRequestReader
         }
 
         bool? value = null;
+        var seen = new SeenKeys(at);
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             bool match = reader.ValueTextEquals(key);
@@ -138,6 +169,7 @@ internal static class V2InferRequestReader
                 continue;
             }
 
+            seen.Once(0, System.Text.Encoding.UTF8.GetString(key));
             value = reader.TokenType switch
             {
                 JsonTokenType.True => true,
@@ -158,6 +190,7 @@ internal static class V2InferRequestReader
         }
 
         long size = -1;
+        var seen = new SeenKeys(at);
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             bool match = reader.ValueTextEquals("binary_data_size"u8);
@@ -167,6 +200,8 @@ internal static class V2InferRequestReader
                 reader.Skip();
                 continue;
             }
+
+            seen.Once(0, "binary_data_size");
 
             if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out size) || size < 0)
             {
@@ -194,27 +229,32 @@ internal static class V2InferRequestReader
             }
 
             var input = new V2RawInput();
+            var seen = new SeenKeys(at);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals("name"u8))
                 {
+                    seen.Once(0, "name");
                     reader.Read();
                     input.Name = reader.TokenType == JsonTokenType.String ? reader.GetString()
                         : throw Invalid($"{at}.name", $"'{at}.name' must be a string.");
                 }
                 else if (reader.ValueTextEquals("datatype"u8))
                 {
+                    seen.Once(1, "datatype");
                     reader.Read();
                     input.Datatype = reader.TokenType == JsonTokenType.String ? reader.GetString()
                         : throw Invalid($"{at}.datatype", $"'{at}.datatype' must be a string: FP32, FP64, INT32, INT64 or BOOL.");
                 }
                 else if (reader.ValueTextEquals("shape"u8))
                 {
+                    seen.Once(2, "shape");
                     reader.Read();
                     input.Shape = ReadShape(ref reader, $"{at}.shape");
                 }
                 else if (reader.ValueTextEquals("data"u8))
                 {
+                    seen.Once(3, "data");
                     reader.Read();
                     if (reader.TokenType != JsonTokenType.StartArray)
                     {
@@ -227,6 +267,7 @@ internal static class V2InferRequestReader
                 }
                 else if (reader.ValueTextEquals("parameters"u8))
                 {
+                    seen.Once(4, "parameters");
                     reader.Read();
                     input.BinarySize = ReadBinaryDataSize(ref reader, $"{at}.parameters");
                 }
@@ -282,10 +323,16 @@ internal static class V2InferRequestReader
 
             string? name = null;
             bool? binary = null;
+            var seen = new SeenKeys(at);
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 bool isName = reader.ValueTextEquals("name"u8);
                 bool isParameters = reader.ValueTextEquals("parameters"u8);
+                if (isName || isParameters)
+                {
+                    seen.Once(isName ? 0 : 1, isName ? "name" : "parameters");
+                }
+
                 reader.Read();
                 if (isName && reader.TokenType == JsonTokenType.String)
                 {
@@ -305,5 +352,25 @@ internal static class V2InferRequestReader
         }
 
         return names;
+    }
+
+    /// <summary>
+    /// The known keys already read in one JSON object: a second <c>"data"</c> (or name, shape, ...) is a 400 naming
+    /// it, as duplicate keys are on /v1, instead of the last one silently winning. A bit mask, no allocation.
+    /// </summary>
+    private struct SeenKeys(string at)
+    {
+        private int _mask;
+
+        public void Once(int bit, string key)
+        {
+            if ((_mask & (1 << bit)) != 0)
+            {
+                string field = at == "body" ? key : $"{at}.{key}";
+                throw Invalid(field, $"'{field}' appears twice in the same object; send each key once.");
+            }
+
+            _mask |= 1 << bit;
+        }
     }
 }

@@ -56,7 +56,7 @@ internal static class V2InputValidator
                 batch = shape[0];
             }
 
-            long count = Tensor.ElementCount(shape);
+            long count = ElementCountOrMax(shape);
             if (count > Array.MaxLength)
             {
                 throw Invalid($"{at}.shape", $"Shape {Format(shape)} has too many elements.");
@@ -178,6 +178,28 @@ internal static class V2InputValidator
     }
 
     /// <summary>Rank, a batch dimension of at least 1, and the graph's fixed dims.</summary>
+    /// <summary>product(shape), or long.MaxValue where it overflows ([2^62, 32] is a client's mistake, not a 500).</summary>
+    private static long ElementCountOrMax(long[] shape)
+    {
+        if (shape.Contains(0))
+        {
+            return 0;
+        }
+
+        long n = 1;
+        foreach (long d in shape)
+        {
+            if (n > long.MaxValue / d)
+            {
+                return long.MaxValue;
+            }
+
+            n *= d;
+        }
+
+        return n;
+    }
+
     private static void CheckShape(long[] shape, TensorSpec spec, string at)
     {
         if (!spec.Batched)

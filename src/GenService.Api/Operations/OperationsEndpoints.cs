@@ -7,7 +7,7 @@ using Prometheus;
 
 namespace GenService.Api.Operations;
 
-/// <summary>Prometheus /metrics, the per-model request counter, and the catch-all 404s of /v1 and /v2.</summary>
+/// <summary>Prometheus /metrics and the per-model request counter.</summary>
 internal static class OperationsEndpoints
 {
     public static IEndpointRouteBuilder MapOperationsEndpoints(this IEndpointRouteBuilder app)
@@ -25,28 +25,9 @@ internal static class OperationsEndpoints
         app.MapGet("/", () => TypedResults.Redirect("/swagger"))
             .ExcludeFromDescription();
 
-        // Fallbacks only match when no other route does: an unknown /v1 path is a 404 in the protocol's error shape.
-        app.MapFallback("/v1/{**path}", UnknownV1Route).ExcludeFromDescription();
-        app.MapFallback("/v2/{**path}", UnknownV2Route).ExcludeFromDescription();
+        // No /v1 or /v2 fallback routes: a fallback matches every method and content type and would turn routing's
+        // 405 and 415 into 404s. Unknown paths are 404s in the protocol's error shape through RouteErrors.
         return app;
-    }
-
-    private static ProblemHttpResult UnknownV1Route(HttpContext context) =>
-        TypedResults.Problem(new ProblemDetails
-        {
-            Status = StatusCodes.Status404NotFound,
-            Title = "Not found",
-            Detail = $"No route {context.Request.Method} {context.Request.Path}. The routes are listed at /swagger; models at GET /v1/models.",
-            Instance = context.Request.Path,
-        });
-
-    private static async Task UnknownV2Route(HttpContext context)
-    {
-        context.Response.StatusCode = StatusCodes.Status404NotFound;
-        await GenServiceExceptionHandler.WriteV2ErrorAsync(
-            context.Response,
-            $"No route {context.Request.Method} {context.Request.Path}. The v2 routes are listed at /swagger.",
-            context.RequestAborted);
     }
 
     /// <summary>

@@ -5,6 +5,7 @@ using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
@@ -82,9 +83,16 @@ internal sealed class ThrowingRoutes : IStartupFilter
             "/throw/queue-full" => throw new QueueFullException("m.generator", 8, TimeSpan.FromSeconds(3)),
             "/throw/deadline" => throw new DeadlineExceededException("m.generator", TimeSpan.FromSeconds(1)),
             "/throw/bug" => throw new InvalidOperationException("secret internals"),
-            _ => Task.CompletedTask,
+            _ => NotFound(context),
         });
     };
+
+    // What the real pipeline's end does for a path no route matched (the status-code pages then write the body).
+    private static Task NotFound(HttpContext context)
+    {
+        context.Response.StatusCode = StatusCodes.Status404NotFound;
+        return Task.CompletedTask;
+    }
 }
 
 public sealed class FakeModelRepository : IModelRepository

@@ -277,7 +277,7 @@ public sealed class KServeBinaryTensorTests : IAsyncLifetime
         { "tail longer than the sizes", "", 5, "auto", "binary_data_size add up to 82" },
         { "header length past the body", "", 0, "100000", "Inference-Header-Content-Length is 100000 bytes but the body has only" },
         { "header length not a number", "", 0, "12x", "must be one non-negative integer" },
-        { "binary input without the header", "", 0, null, "Input 'x' needs 24 bytes of binary data at offset 0, but the body has only 0 bytes" },
+        { "binary input without the header", "", 0, null, "Binary tensor data after the JSON needs the Inference-Header-Content-Length header" },
         { "data and binary_data_size both", "\"datatype\": \"INT32\", \"parameters\"=>\"datatype\": \"INT32\", \"data\": [1, 2], \"parameters\"", 0, "auto", "Input 'n' has both 'data' and 'parameters.binary_data_size'" },
         { "negative size", "\"binary_data_size\": 24=>\"binary_data_size\": -24", 0, "auto", "'inputs[0].parameters.binary_data_size' must be a non-negative integer" },
         { "binary_data_output not a boolean", "\"binary_data_output\": true=>\"binary_data_output\": 1", 0, "auto", "'parameters.binary_data_output' must be true or false" },
@@ -298,6 +298,7 @@ public sealed class KServeBinaryTensorTests : IAsyncLifetime
         byte[] tail = AllBinaryTail();
         tail = tailDelta < 0 ? tail[..^(-tailDelta)] : [.. tail, .. new byte[tailDelta]];
         using var content = new ByteArrayContent([.. Encoding.UTF8.GetBytes(header), .. tail]);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         if (headerValue is not null)
         {
             content.Headers.TryAddWithoutValidation(HeaderName, headerValue == "auto" ? Encoding.UTF8.GetByteCount(header).ToString(CultureInfo.InvariantCulture) : headerValue);

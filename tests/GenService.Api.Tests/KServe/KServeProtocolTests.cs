@@ -78,12 +78,25 @@ public sealed class KServeProtocolTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Infer_does_not_insist_on_a_json_content_type()
+    public async Task Infer_answers_a_body_of_another_type_with_a_415_naming_the_types_it_reads()
     {
-        // curl -d sends application/x-www-form-urlencoded; the body is still JSON.
+        // curl -d sends application/x-www-form-urlencoded: the client is told what to send instead of a guess.
         using var content = new StringContent(ValidBody, Encoding.UTF8, "application/x-www-form-urlencoded");
         using HttpResponseMessage response = await _client.PostAsync("/v2/models/fake.echo/infer", content, Ct);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        string error = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("error").GetString()!;
+        Assert.Contains("application/json", error, StringComparison.Ordinal);
+        Assert.Contains("application/octet-stream", error, StringComparison.Ordinal);
+        Assert.Contains("got 'application/x-www-form-urlencoded", error, StringComparison.Ordinal);
+
+        // charset and +json variants are JSON.
+        using var charset = new StringContent(ValidBody, Encoding.UTF8, "application/json");
+        Assert.Equal("application/json; charset=utf-8", charset.Headers.ContentType!.ToString());
+        using HttpResponseMessage ok = await _client.PostAsync("/v2/models/fake.echo/infer", charset, Ct);
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        using var plus = new StringContent(ValidBody, Encoding.UTF8, "application/vnd.kserve+json");
+        using HttpResponseMessage okPlus = await _client.PostAsync("/v2/models/fake.echo/infer", plus, Ct);
+        Assert.Equal(HttpStatusCode.OK, okPlus.StatusCode);
     }
 
     [Fact]

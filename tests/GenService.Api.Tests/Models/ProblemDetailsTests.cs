@@ -106,7 +106,8 @@ public sealed class ErrorMappingTests
         Assert.Equal(400, error.Status);
         Assert.Equal("count", error.Field);
         Assert.Contains("at 'count'", error.Detail, StringComparison.Ordinal);
-        Assert.Contains("could not be converted to System.Int32", error.Detail, StringComparison.Ordinal);
+        Assert.Contains("expected an integer (32-bit)", error.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", error.Detail, StringComparison.Ordinal);
         Assert.DoesNotContain("LineNumber", error.Detail, StringComparison.Ordinal);
     }
 
