@@ -80,3 +80,13 @@ public sealed class InputNotComputableException(string graph, string reason)
         return line.EndsWith('.') ? line : line + ".";
     }
 }
+
+/// <summary>
+/// The server is shutting down and takes no new work (requests already running finish). 503 with Retry-After: the
+/// client retries, and by then its load balancer sends it to another replica.
+/// </summary>
+public sealed class ServiceShuttingDownException(TimeSpan retryAfter)
+    : GenServiceException($"The server is shutting down and takes no new requests; retry after {Math.Ceiling(retryAfter.TotalSeconds)} s (another replica will answer).")
+{
+    public TimeSpan RetryAfter { get; } = retryAfter;
+}

@@ -9,7 +9,7 @@ namespace GenService.Api.Errors;
 /// <param name="Title">Short, fixed summary for the status.</param>
 /// <param name="Detail">What went wrong and what to do about it.</param>
 /// <param name="Field">The request field at fault, when one is (400s).</param>
-/// <param name="RetryAfter">Sent as Retry-After (429).</param>
+/// <param name="RetryAfter">Sent as Retry-After (429, and 503 while shutting down).</param>
 /// <param name="Family">The model's real family (wrong-family 404s).</param>
 internal sealed record HttpError(int Status, string Title, string Detail, string? Field = null, TimeSpan? RetryAfter = null, string? Family = null)
 {
@@ -32,6 +32,7 @@ internal static class ErrorMapping
         ModelNotReadyException e => new(StatusCodes.Status503ServiceUnavailable, "Model not ready", e.Message),
         QueueFullException e => new(StatusCodes.Status429TooManyRequests, "Too many requests", e.Message, RetryAfter: e.RetryAfter),
         DeadlineExceededException e => new(StatusCodes.Status504GatewayTimeout, "Deadline exceeded", e.Message),
+        ServiceShuttingDownException e => new(StatusCodes.Status503ServiceUnavailable, "Service unavailable", e.Message, RetryAfter: e.RetryAfter),
 
         // Minimal APIs throw BadHttpRequestException for unreadable bodies (RouteHandlerOptions.ThrowOnBadRequest
         // is on so that they reach this handler instead of an empty 400). The JsonException inside says where.

@@ -7,8 +7,11 @@ using GenService.Api.Errors;
 using GenService.Api.Operations;
 using GenService.Generation;
 using GenService.Inference.Callers;
+using GenService.Inference;
 using GenService.Inference.Hosting;
+using GenService.Inference.Options;
 using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Options;
 using Microsoft.OpenApi;
 using Prometheus;
 using Serilog;
@@ -110,6 +113,9 @@ internal static class GenServiceHostingExtensions
 
         builder.AddGenServiceLogging();
         services.AddGenServiceInference();
+
+        // The host waits this long on shutdown: the readiness delay plus the drain (GracefulShutdownService).
+        services.AddOptions<HostOptions>().Configure<IOptions<ShutdownOptions>>((host, shutdown) => host.ShutdownTimeout = shutdown.Value.ShutdownTimeout);
         services.AddGeneration();
         return builder;
     }
@@ -139,9 +145,17 @@ internal static class GenServiceHostingExtensions
     internal static string CallerOf(HttpContext context) =>
         context.Connection.RemoteIpAddress is { } address ? "ip:" + address : "local";
 
+    /// <summary>What a request refused during shutdown is told: retry soon, another replica will take it.</summary>
+    private static readonly TimeSpan ShuttingDownRetryAfter = TimeSpan.FromSeconds(1);
+
+    /// <summary>Health probes and the metrics scrape: answered (truthfully) until the host stops, never counted as work.</summary>
+    internal static bool IsProbe(PathString path) =>
+        path.StartsWithSegments("/v2/health", StringComparison.OrdinalIgnoreCase) || path.StartsWithSegments("/metrics", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>The middleware pipeline, outermost first.</summary>
     public static WebApplication UseGenService(this WebApplication app)
     {
+        ServiceLifecycle lifecycle = app.Services.GetRequiredService<ServiceLifecycle>();
         // Request logging outside the exception handler, so the logged status is the one sent (not a 500 for
         // every exception); the model and family survive through HttpContext.Items.
         app.UseSerilogRequestLogging(o =>
@@ -165,6 +179,19 @@ internal static class GenServiceHostingExtensions
         app.UseRequestBodyLimits();
         app.UseHttpMetrics(o => o.ReduceStatusCodeCardinality());
         app.UseModelRequestMetrics();
+
+        // Every request but the probes and the scrape is work the shutdown sequence waits for, and refuses once draining.
+        app.Use(async (context, next) =>
+        {
+            if (IsProbe(context.Request.Path))
+            {
+                await next(context);
+                return;
+            }
+
+            using IDisposable work = lifecycle.TryEnter() ?? throw new ServiceShuttingDownException(ShuttingDownRetryAfter);
+            await next(context);
+        });
 
         // The caller (client address until API keys identify it) flows to the batchers and loops for fairness.
         app.Use(async (context, next) =>

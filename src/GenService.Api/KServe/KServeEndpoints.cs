@@ -6,6 +6,8 @@ using GenService.Api.Errors;
 using GenService.Api.Hosting;
 using GenService.Api.Models;
 using GenService.Inference;
+using GenService.Inference.Hosting;
+using GenService.Inference.Manifest;
 using GenService.Inference.Options;
 using GenService.Inference.Repository;
 using GenService.Inference.Runtime;
@@ -44,10 +46,11 @@ internal static class KServeEndpoints
         v2.MapGet("/health/ready", Ready)
             .WithName("V2Ready")
             .WithSummary("Readiness")
-            .WithDescription("200 {\"ready\": true} once no model is still loading for the first time: every model "
-                + "folder is Ready, Failed or Unloaded, so a broken model never keeps the server out of rotation "
-                + "(GET /v1/models shows it with ready=false). 503 {\"ready\": false, \"loading\": [...]} before that. "
-                + "For the Kubernetes readiness probe.");
+            .WithDescription("200 {\"ready\": true} once the startup load pass has ended (every model found at startup "
+                + "is ready or failed) and the server is not shutting down. A broken model, or a model folder added later, "
+                + "never changes it: each model has its own /v2/models/{name}/ready. 503 {\"ready\": false, \"loading\": [...]} "
+                + "during the startup pass; 503 {\"ready\": false, \"reason\": \"the server is shutting down\"} from the "
+                + "moment the server is asked to stop. For the Kubernetes readiness probe.");
 
         v2.MapGet("/models/{name}", ModelMetadata)
             .WithName("V2ModelMetadata")
@@ -135,12 +138,23 @@ internal static class KServeEndpoints
     internal static Ok<V2Live> Live() => TypedResults.Ok(new V2Live(true));
 
     /// <summary>
-    /// Ready when the startup scan has listed every model folder on disk and none of them is still loading
-    /// for the first time. Failed and unloaded models do not count: a broken model must not take the whole
-    /// server out of rotation (it is visible, with its error, in GET /v1/models).
+    /// The service's readiness (<see cref="ServiceLifecycle"/>): ready once the startup load pass has ended and until
+    /// the host starts stopping. Models do not count after startup: a failed model, or a folder dropped in later and
+    /// loading now, is that model's own readiness (/v2/models/{name}/ready), never the whole replica's.
     /// </summary>
-    internal static Results<Ok<V2Ready>, JsonHttpResult<V2Ready>> Ready(IModelRepository repository, IOptions<InferenceOptions> inference)
+    internal static Results<Ok<V2Ready>, JsonHttpResult<V2Ready>> Ready(IModelRepository repository, ServiceLifecycle lifecycle, IOptions<InferenceOptions> inference)
     {
+        if (lifecycle.ShuttingDown)
+        {
+            return TypedResults.Json(new V2Ready(false, Reason: "the server is shutting down"), statusCode: StatusCodes.Status503ServiceUnavailable);
+        }
+
+        if (lifecycle.StartupCompleted)
+        {
+            return TypedResults.Ok(new V2Ready(true));
+        }
+
+        // Still in the startup pass: what it is loading, and folders on disk it has not listed yet.
         IReadOnlyList<ModelEntry> entries = repository.List();
         var loading = entries.Where(e => e.State == ModelState.Loading && e.Model is null).Select(e => e.Name).ToList();
         string root = inference.Value.ModelRepository;
@@ -148,16 +162,14 @@ internal static class KServeEndpoints
         {
             var listed = entries.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
             loading.AddRange(Directory.EnumerateDirectories(root)
-                .Where(d => File.Exists(Path.Combine(d, "model.json")))
+                .Where(ManifestLoader.IsModelFolder)
                 .Select(Path.GetFileName)
                 .OfType<string>()
                 .Where(name => !listed.Contains(name))
                 .Order(StringComparer.Ordinal));
         }
 
-        return loading.Count == 0
-            ? TypedResults.Ok(new V2Ready(true))
-            : TypedResults.Json(new V2Ready(false, loading), statusCode: StatusCodes.Status503ServiceUnavailable);
+        return TypedResults.Json(new V2Ready(false, loading), statusCode: StatusCodes.Status503ServiceUnavailable);
     }
 
     internal static Ok<V2ModelMetadata> ModelMetadata(string name, IModelRepository repository)

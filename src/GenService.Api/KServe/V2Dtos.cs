@@ -12,8 +12,11 @@ internal sealed record V2ServerMetadata(string Name, string Version, IReadOnlyLi
 /// <summary>GET /v2/health/live.</summary>
 internal sealed record V2Live(bool Live);
 
-/// <summary>GET /v2/health/ready: ready, and which models are still loading when not.</summary>
-internal sealed record V2Ready(bool Ready, IReadOnlyList<string>? Loading = null);
+/// <summary>
+/// GET /v2/health/ready: ready; when not, which models the startup load pass is still loading, or why
+/// (<c>"reason": "the server is shutting down"</c>).
+/// </summary>
+internal sealed record V2Ready(bool Ready, IReadOnlyList<string>? Loading = null, string? Reason = null);
 
 /// <summary>GET /v2/models/{name}/ready.</summary>
 internal sealed record V2ModelReady(string Name, bool Ready);

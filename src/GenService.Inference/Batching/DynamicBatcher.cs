@@ -211,6 +211,48 @@ internal sealed partial class DynamicBatcher : IGraphRunner, IAsyncDisposable
         await StopAsync().ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// What a model-wide drain waits on: a task that completes when nothing is queued or running, and the activity
+    /// count to compare with <see cref="IsQuietSince"/> after the idle grace.
+    /// </summary>
+    internal (Task Idle, long Activity) IdleSignal()
+    {
+        lock (_lock)
+        {
+            if (_busy == 0)
+            {
+                return (Task.CompletedTask, _activity);
+            }
+
+            _idle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return (_idle.Task, _activity);
+        }
+    }
+
+    /// <summary>Nothing is queued or running and no request arrived since <paramref name="activity"/> was read.</summary>
+    internal bool IsQuietSince(long activity)
+    {
+        lock (_lock)
+        {
+            return _busy == 0 && _activity == activity;
+        }
+    }
+
+    /// <summary>Closes (new requests get <see cref="ModelNotReadyException"/>) and disposes the executor once running batches end.</summary>
+    internal Task CloseAsync(string reason)
+    {
+        lock (_lock)
+        {
+            if (!_closed)
+            {
+                _closed = true;
+                _closedReason = reason;
+            }
+        }
+
+        return StopAsync();
+    }
+
     /// <summary>Closes at once: queued requests fail with <see cref="ModelNotReadyException"/>; running batches finish first.</summary>
     public async ValueTask DisposeAsync()
     {

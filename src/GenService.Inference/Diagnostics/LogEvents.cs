@@ -32,6 +32,15 @@ public static class LogEvents
     public const int DisposeFailed = 3010;
     public const int BatchRowsIsolated = 3011;
 
+    // Inference core: the repository watcher and the shutdown sequence (3040-3049).
+    public const int WatchStarted = 3040;
+    public const int WatchChange = 3041;
+    public const int WatchFailed = 3042;
+    public const int ShutdownNotReady = 3043;
+    public const int ShutdownRefusing = 3044;
+    public const int ShutdownDrained = 3045;
+    public const int ShutdownDrainTimedOut = 3046;
+
     // Generation.
     public const int GenerationCompleted = 4101;
     public const int GenerationStopped = 4102;

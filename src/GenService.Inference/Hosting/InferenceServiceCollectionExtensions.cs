@@ -13,7 +13,9 @@ public static class InferenceServiceCollectionExtensions
     /// <summary>
     /// Registers the inference core: <see cref="InferenceOptions"/> (section "GenService", validated at
     /// start), <see cref="TimeProvider"/>, <see cref="GenServiceMetrics"/>, <see cref="IModelRepository"/>
-    /// and a hosted service that indexes the repository in the background at startup.
+    /// and a hosted service that indexes the repository in the background at startup; <see cref="ServiceLifecycle"/>
+    /// (service readiness and admission) with the graceful shutdown sequence (<see cref="ShutdownOptions"/>); and the
+    /// repository watcher (<see cref="RepositoryWatchOptions"/>).
     /// </summary>
     public static IServiceCollection AddGenServiceInference(this IServiceCollection services)
     {
@@ -52,13 +54,24 @@ public static class InferenceServiceCollectionExtensions
             sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>(),
             sp.GetServices<IModelLoadCheck>()));
         services.TryAddSingleton<IModelRepository>(sp => sp.GetRequiredService<ModelRepository>());
+        services.AddOptions<RepositoryWatchOptions>()
+            .BindConfiguration(RepositoryWatchOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddOptions<ShutdownOptions>()
+            .BindConfiguration(ShutdownOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.TryAddSingleton<ServiceLifecycle>();
         services.AddHostedService<RepositoryStartupService>();
+        services.AddHostedService<RepositoryWatchService>();
+        services.AddHostedService<GracefulShutdownService>();
         return services;
     }
 }
 
 /// <summary>Indexes the repository at startup without holding up the host: models report Loading until ready.</summary>
-internal sealed class RepositoryStartupService(ModelRepository repository, IOptions<InferenceOptions> options) : IHostedService
+internal sealed class RepositoryStartupService(ModelRepository repository, IOptions<InferenceOptions> options, ServiceLifecycle lifecycle) : IHostedService
 {
     // Never disposed on purpose: hosts may call StopAsync again after disposing services (the
     // WebApplicationFactory does), and a CTS without timers or links holds nothing to release.
@@ -74,13 +87,30 @@ internal sealed class RepositoryStartupService(ModelRepository repository, IOpti
     public Task StartAsync(CancellationToken cancellationToken)
     {
         bool load = options.Value.LoadOnStartup;
-        _scan = Task.Run(() => repository.ScanAsync(load, _stopping.Token), CancellationToken.None);
+        _scan = Task.Run(
+            async () =>
+            {
+                try
+                {
+                    await repository.ScanAsync(load, _stopping.Token);
+                }
+                finally
+                {
+                    // Ready or failed, every model found at startup has had its load: the service is ready.
+                    lifecycle.MarkStarted();
+                }
+            },
+            CancellationToken.None);
         return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        await _stopping.CancelAsync();
+        if (!_stopping.IsCancellationRequested)
+        {
+            await _stopping.CancelAsync();
+        }
+
         try
         {
             await _scan.WaitAsync(cancellationToken);

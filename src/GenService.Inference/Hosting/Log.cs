@@ -41,4 +41,25 @@ internal static partial class Log
 
     [LoggerMessage(LogEvents.DisposeFailed, LogLevel.Error, "Disposing retired model {Model} failed.")]
     public static partial void DisposeFailed(ILogger logger, string model, Exception exception);
+
+    [LoggerMessage(LogEvents.WatchStarted, LogLevel.Information, "Watching model repository {Path} for changes (quiet period {QuietMs} ms).")]
+    public static partial void WatchStarted(ILogger logger, string path, int quietMs);
+
+    [LoggerMessage(LogEvents.WatchChange, LogLevel.Information, "Model folder {Model} changed on disk: {Action}.")]
+    public static partial void WatchChange(ILogger logger, string model, string action);
+
+    [LoggerMessage(LogEvents.WatchFailed, LogLevel.Warning, "Watching model repository {Path} failed: {Reason}; every folder will be checked again.")]
+    public static partial void WatchFailed(ILogger logger, string path, string reason, Exception? exception);
+
+    [LoggerMessage(LogEvents.ShutdownNotReady, LogLevel.Information, "Shutting down: readiness is now 503; new requests are refused in {DelaySeconds} s.")]
+    public static partial void ShutdownNotReady(ILogger logger, int delaySeconds);
+
+    [LoggerMessage(LogEvents.ShutdownRefusing, LogLevel.Information, "Shutting down: refusing new requests; waiting for {InFlight} in flight.")]
+    public static partial void ShutdownRefusing(ILogger logger, int inFlight);
+
+    [LoggerMessage(LogEvents.ShutdownDrained, LogLevel.Information, "Shutting down: every request in flight has finished.")]
+    public static partial void ShutdownDrained(ILogger logger);
+
+    [LoggerMessage(LogEvents.ShutdownDrainTimedOut, LogLevel.Warning, "Shutting down: the drain timeout passed with {InFlight} requests still in flight; stopping anyway (GenService:Shutdown:DrainTimeoutSeconds).")]
+    public static partial void ShutdownDrainTimedOut(ILogger logger, int inFlight);
 }

@@ -19,6 +19,9 @@ internal sealed class ModelLoader(InferenceOptions options, GenServiceMetrics? m
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger("GenService.Inference.ModelLoader");
 
+    /// <summary>Wraps each graph's session pool before its batcher is built (tests gate the ONNX calls with it).</summary>
+    internal Func<string, IBatchExecutor, IBatchExecutor>? WrapExecutor { get; set; }
+
     public LoadedModel Load(ModelManifest manifest, CancellationToken cancellationToken)
     {
         var batchers = new Dictionary<string, DynamicBatcher>(StringComparer.Ordinal);
@@ -98,7 +101,8 @@ internal sealed class ModelLoader(InferenceOptions options, GenServiceMetrics? m
                 manifest.Batching.MaxQueueSize,
                 manifest.Instances,
                 TimeSpan.FromMilliseconds(options.DefaultDeadlineMs));
-            var batcher = new DynamicBatcher(manifest.Name, role, signature, pool, settings, time, metrics, _logger);
+            IBatchExecutor executor = WrapExecutor is { } wrap ? wrap(graph, pool) : pool;
+            var batcher = new DynamicBatcher(manifest.Name, role, signature, executor, settings, time, metrics, _logger);
             Log.GraphLoaded(_logger, graph, manifest.Instances, provider, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
             return batcher;
         }
@@ -123,9 +127,11 @@ internal sealed class ModelLoader(InferenceOptions options, GenServiceMetrics? m
 internal sealed class LoadedModel : ILoadedModel, IAsyncDisposable
 {
     private readonly Dictionary<string, DynamicBatcher> _batchers;
+    private readonly TimeProvider _time;
 
     public LoadedModel(ModelManifest manifest, Dictionary<string, DynamicBatcher> batchers, TimeProvider time)
     {
+        _time = time;
         Manifest = manifest;
         _batchers = batchers;
         Graphs = batchers.ToDictionary(kv => kv.Key, kv => (IGraphRunner)kv.Value, StringComparer.Ordinal);
@@ -140,9 +146,32 @@ internal sealed class LoadedModel : ILoadedModel, IAsyncDisposable
 
     public IGraphRunner? Graph(string role) => Graphs.GetValueOrDefault(role);
 
-    /// <summary>Lets in-flight work finish (and an idle <paramref name="grace"/> pass), then disposes the sessions.</summary>
-    public Task DrainAndCloseAsync(TimeSpan grace, string reason, CancellationToken cancellationToken = default) =>
-        Task.WhenAll(_batchers.Values.Select(b => b.DrainAndCloseAsync(grace, reason, cancellationToken)));
+    /// <summary>
+    /// Lets in-flight work finish, waits until the whole model (every graph at once) has stayed idle for
+    /// <paramref name="grace"/>, then closes every graph and disposes its sessions. Model-wide, not per graph: a
+    /// text-to-image request uses its text encoder, then the UNet for many steps, then the VAE decoder; a per-graph
+    /// drain would close the decoder of a retired version while the request still runs UNet steps on it.
+    /// </summary>
+    public async Task DrainAndCloseAsync(TimeSpan grace, string reason, CancellationToken cancellationToken = default)
+    {
+        DynamicBatcher[] batchers = [.. _batchers.Values];
+        while (true)
+        {
+            (Task Idle, long Activity)[] signals = [.. batchers.Select(b => b.IdleSignal())];
+            await Task.WhenAll(signals.Select(s => s.Idle)).WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (grace > TimeSpan.Zero)
+            {
+                await Task.Delay(grace, _time, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (batchers.Select((b, i) => b.IsQuietSince(signals[i].Activity)).All(quiet => quiet))
+            {
+                break;
+            }
+        }
+
+        await Task.WhenAll(batchers.Select(b => b.CloseAsync(reason))).ConfigureAwait(false);
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -1,3 +1,4 @@
+using GenService.Inference.Batching;
 using GenService.Inference.Hosting;
 using GenService.Inference.Manifest;
 using GenService.Inference.Metrics;
@@ -40,6 +41,13 @@ internal sealed class ModelRepository : IModelRepository, IAsyncDisposable
 
     /// <summary>The absolute model folder.</summary>
     public string Root { get; }
+
+    /// <summary>Wraps each graph's session pool as it is built (tests hold ONNX calls with it).</summary>
+    internal Func<string, IBatchExecutor, IBatchExecutor>? WrapExecutor
+    {
+        get => _loader.WrapExecutor;
+        set => _loader.WrapExecutor = value;
+    }
 
     /// <summary>Awaited after a slot turns Loading and before the new version is built (tests hold a reload open with it).</summary>
     internal Func<string, CancellationToken, Task>? BeforeBuild { get; set; }
@@ -185,6 +193,46 @@ internal sealed class ModelRepository : IModelRepository, IAsyncDisposable
 
         await UnloadSlotAsync(slot, "unloaded by request", explicitly: true, cancellationToken).ConfigureAwait(false);
         return true;
+    }
+
+    /// <summary>
+    /// Brings one model folder in line with the disk after it changed (the repository watcher calls this once the
+    /// folder has been quiet): <see cref="RepositoryChanges.Decide"/> picks the action, the usual load, reload and
+    /// unload paths carry it out. A failed load leaves the model Failed (or the old version serving) with the error;
+    /// the folder's next change tries again.
+    /// </summary>
+    /// <param name="name">The folder's name under the repository root.</param>
+    /// <param name="cancellationToken">Stops a load in progress (shutdown).</param>
+    public async Task<RepositoryChange> ApplyChangeAsync(string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        string dir = Path.Combine(Root, name);
+        bool isModel = !name.StartsWith('.') && ManifestLoader.IsModelFolder(dir);
+        Slot? slot;
+        RepositoryChange change;
+        lock (_lock)
+        {
+            _slots.TryGetValue(name, out slot);
+            change = RepositoryChanges.Decide(isModel, slot?.Entry, slot?.ExplicitlyUnloaded ?? false);
+            if (change == RepositoryChange.Load && slot is null)
+            {
+                slot = new Slot(name, dir) { Entry = new ModelEntry(name, dir, ModelState.Loading, null, null, null, null) };
+                _slots[name] = slot;
+            }
+        }
+
+        Log.WatchChange(_logger, name, change.ToString().ToLowerInvariant());
+        switch (change)
+        {
+            case RepositoryChange.Load or RepositoryChange.Reload:
+                await LoadSlotAsync(slot!, cancellationToken).ConfigureAwait(false);
+                break;
+            case RepositoryChange.Unload:
+                await UnloadSlotAsync(slot!, "its folder was removed", explicitly: false, cancellationToken).ConfigureAwait(false);
+                break;
+        }
+
+        return change;
     }
 
     private async Task<ModelEntry> LoadSlotAsync(Slot slot, CancellationToken cancellationToken)

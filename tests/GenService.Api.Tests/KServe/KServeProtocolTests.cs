@@ -3,7 +3,14 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using GenService.Api.Tests.Infrastructure;
+using GenService.Api.KServe;
+using GenService.Inference.Hosting;
+using GenService.Inference.Options;
 using GenService.Inference.Tensors;
+using GenService.Testing;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace GenService.Api.Tests.KServe;
 
@@ -200,11 +207,26 @@ public sealed class KServeProtocolTests : IAsyncLifetime
         using HttpResponseMessage live = await _client.GetAsync("/v2/health/live", Ct);
         Assert.Equal(HttpStatusCode.OK, live.StatusCode);
 
-        // "loading" has no serving version yet, so the server is not ready; the failed model does not count.
+        // Once the startup pass has ended the service is ready: "loading" (no serving version yet) and "broken" are
+        // their own business (/v2/models/{m}/ready, Model_ready below), never the whole replica's.
+        await _factory.Services.GetRequiredService<ServiceLifecycle>().Started.WaitAsync(AwaitableCount.SafetyTimeout, Ct);
         using HttpResponseMessage ready = await _client.GetAsync("/v2/health/ready", Ct);
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
         JsonElement body = JsonDocument.Parse(await ready.Content.ReadAsStringAsync(Ct)).RootElement;
-        Assert.Equal(["loading"], body.GetProperty("loading").EnumerateArray().Select(e => e.GetString()));
+        Assert.True(body.GetProperty("ready").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Readiness_is_503_with_the_models_still_loading_until_the_startup_pass_ends()
+    {
+        ServiceLifecycle lifecycle = new();
+        IResult notYet = KServeEndpoints.Ready(_factory.Repository, lifecycle, _factory.Services.GetRequiredService<IOptions<InferenceOptions>>()).Result;
+        var json = Assert.IsType<Microsoft.AspNetCore.Http.HttpResults.JsonHttpResult<V2Ready>>(notYet);
+        Assert.Equal(StatusCodes.Status503ServiceUnavailable, json.StatusCode);
+        Assert.Equal(["loading"], json.Value!.Loading);
+
+        lifecycle.MarkStarted();
+        Assert.IsType<Microsoft.AspNetCore.Http.HttpResults.Ok<V2Ready>>(KServeEndpoints.Ready(_factory.Repository, lifecycle, _factory.Services.GetRequiredService<IOptions<InferenceOptions>>()).Result);
     }
 
     [Theory]

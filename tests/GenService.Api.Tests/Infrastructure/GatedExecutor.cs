@@ -1,0 +1,39 @@
+using GenService.Inference.Batching;
+using GenService.Inference.Tensors;
+using GenService.Testing;
+
+namespace GenService.Api.Tests.Infrastructure;
+
+/// <summary>
+/// A graph's ONNX session pool behind a gate (installed with <c>ModelRepository.WrapExecutor</c> before a load): each
+/// batch counts as entered, then waits until the test lets it through. A test awaits <see cref="WhenEntered"/> to act
+/// at the exact moment a batch is inside ONNX Runtime (a request in flight in the batcher, a loop mid-step).
+/// </summary>
+internal sealed class GatedExecutor(IBatchExecutor inner) : IBatchExecutor
+{
+    private readonly SemaphoreSlim _gate = new(0);
+    private readonly AwaitableCount _entered = new();
+
+    /// <summary>Completes once <paramref name="calls"/> batches have reached the executor (held ones included).</summary>
+    public Task WhenEntered(int calls) => _entered.WhenReached(calls);
+
+    /// <summary>Lets <paramref name="calls"/> more batches through.</summary>
+    public void Release(int calls) => _gate.Release(calls);
+
+    /// <summary>Lets every batch through from now on, the held ones included.</summary>
+    public void Open() => _gate.Release(1 << 20);
+
+    public async ValueTask<IReadOnlyDictionary<string, Tensor>> ExecuteAsync(
+        IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames, IReadOnlyDictionary<string, Tensor>? outputBuffers, CancellationToken cancellationToken)
+    {
+        _entered.Increment();
+        await _gate.WaitAsync(cancellationToken);
+        return await inner.ExecuteAsync(inputs, outputNames, outputBuffers, cancellationToken);
+    }
+
+    public void Dispose()
+    {
+        inner.Dispose();
+        _gate.Dispose();
+    }
+}
