@@ -279,10 +279,10 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
     /// <summary>The request's deadline passed: it fails with 504 and its items leave before the next iteration.</summary>
     private void OnDeadline(TRequest request)
     {
+        // The stopped-early log line (GenerationTelemetry.Ended, with this reason) says what it computed.
         if (Finish(request, new DeadlineExceededException(Graph.V2Name, request.Deadline)))
         {
             Telemetry.Rejected(ModelName, Graph.Role, "deadline");
-            LogCancelled(request);
         }
     }
 
