@@ -99,6 +99,7 @@ internal static class GenServiceHostingExtensions
                     + "/v2: KServe v2 / Open Inference Protocol over every graph, named <model>.<role>.",
             });
             o.OperationFilter<SwaggerExamplesFilter>();
+            o.OperationFilter<RequestTimeoutHeaderFilter>();
             o.DocumentFilter<MetricsDocumentFilter>();
         });
 
