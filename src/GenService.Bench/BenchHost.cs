@@ -61,6 +61,11 @@ internal sealed class BenchHost : IAsyncDisposable
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Configuration["GenService:ModelRepository"] = repository;
         builder.Configuration["Serilog:MinimumLevel:Default"] = "Warning";
+
+        // A benchmark measures latency under overload, where a request may legitimately wait longer than the 30 s
+        // default deadline: cutting it off at 504 would hide the latency being measured. A run's config may set its own.
+        builder.Configuration["GenService:Diffusion:DeadlineMs"] = "600000";
+        builder.Configuration["GenService:Ar:DeadlineMs"] = "600000";
         foreach ((string key, string? value) in config)
         {
             builder.Configuration[key] = value;

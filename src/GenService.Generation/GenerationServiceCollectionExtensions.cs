@@ -5,6 +5,7 @@ using GenService.Generation.Latent;
 using GenService.Generation.Loops;
 using GenService.Generation.TextToImage;
 using GenService.Inference.Metrics;
+using GenService.Inference.Options;
 using GenService.Inference.Repository;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -52,7 +53,8 @@ public static class GenerationServiceCollectionExtensions
             GenerationTelemetry telemetry = sp.GetRequiredService<GenerationTelemetry>();
             return options.Value.Scheduling == LoopMode.Request
                 ? new DiffusionRequestLoop(telemetry)
-                : new DiffusionLoopRegistry(options, sp.GetService<IMeterFactory>(), telemetry, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>());
+                : new DiffusionLoopRegistry(options, sp.GetService<IMeterFactory>(), telemetry, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>(),
+                    sp.GetService<IOptions<InferenceOptions>>());
         });
         services.TryAddSingleton<IArLoop>(sp =>
         {
@@ -60,7 +62,8 @@ public static class GenerationServiceCollectionExtensions
             GenerationTelemetry telemetry = sp.GetRequiredService<GenerationTelemetry>();
             return options.Value.Scheduling == LoopMode.Request
                 ? new ArRequestLoop(telemetry)
-                : new ArLoopRegistry(options, sp.GetService<IMeterFactory>(), telemetry, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>());
+                : new ArLoopRegistry(options, sp.GetService<IMeterFactory>(), telemetry, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>(),
+                    sp.GetService<IOptions<InferenceOptions>>());
         });
         return services;
     }

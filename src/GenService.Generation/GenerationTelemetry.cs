@@ -39,6 +39,15 @@ public sealed class GenerationTelemetry(GenServiceMetrics? metrics, ILogger<Gene
         }
     }
 
+    /// <summary>
+    /// A loop refused or ended a request before its result: <paramref name="reason"/> queue_full (refused at once) or
+    /// deadline (<c>genservice.rejected</c>, tagged with the loop's graph).
+    /// </summary>
+    internal void Rejected(string model, string graph, string reason) => metrics?.RecordRejected(model, graph, reason);
+
+    /// <summary>A loop's caller went away (disconnected, cancelled, stopped reading) before its result: once per request.</summary>
+    internal void Cancelled(string model, string graph) => metrics?.RecordCancelled(model, graph);
+
     /// <summary>A request that needs no loop (one pass of a graph, or a scoring call) computed <paramref name="evaluations"/>.</summary>
     internal void Evaluated(ModelFamily family, string model, long evaluations)
         => metrics?.RecordNetworkEvaluations(model, family.WireName(), evaluations);

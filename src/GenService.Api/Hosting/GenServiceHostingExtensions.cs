@@ -6,8 +6,8 @@ using GenService.Api.Contracts;
 using GenService.Api.Errors;
 using GenService.Api.Operations;
 using GenService.Generation;
-using GenService.Inference.Callers;
 using GenService.Inference;
+using GenService.Inference.Callers;
 using GenService.Inference.Hosting;
 using GenService.Inference.Options;
 using Microsoft.AspNetCore.Http.Json;
@@ -105,6 +105,7 @@ internal static class GenServiceHostingExtensions
                     + "/v2: KServe v2 / Open Inference Protocol over every graph, named <model>.<role>.",
             });
             o.OperationFilter<SwaggerExamplesFilter>();
+            o.OperationFilter<RequestTimeoutHeaderFilter>();
             o.DocumentFilter<MetricsDocumentFilter>();
         });
 
@@ -199,6 +200,40 @@ internal static class GenServiceHostingExtensions
             using CallerContext.Scope caller = CallerContext.Enter(CallerOf(context));
             await next(context);
         });
+
+        // A caller's shorter deadline (X-Request-Timeout-Ms) flows the same way; the batchers and loops cap it by theirs.
+        TimeProvider time = app.Services.GetRequiredService<TimeProvider>();
+        app.Use(async (context, next) =>
+        {
+            if (RequestTimeoutOf(context) is not { } timeout)
+            {
+                await next(context);
+                return;
+            }
+
+            using RequestDeadline.Scope deadline = RequestDeadline.Enter(time.GetUtcNow() + timeout);
+            await next(context);
+        });
         return app;
+    }
+
+    /// <summary>
+    /// The deadline the caller asked for in <see cref="RequestDeadline.Header"/> (whole milliseconds, at least 1), or
+    /// null without the header; anything else is a 400 naming the header.
+    /// </summary>
+    internal static TimeSpan? RequestTimeoutOf(HttpContext context)
+    {
+        if (!context.Request.Headers.TryGetValue(RequestDeadline.Header, out Microsoft.Extensions.Primitives.StringValues values))
+        {
+            return null;
+        }
+
+        if (values.Count != 1 || !int.TryParse(values[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int ms) || ms < 1)
+        {
+            throw new RequestValidationException(RequestDeadline.Header,
+                $"Header '{RequestDeadline.Header}' must be one whole number of milliseconds, at least 1 (it can only shorten the server's deadline); got '{values}'.");
+        }
+
+        return TimeSpan.FromMilliseconds(ms);
     }
 }

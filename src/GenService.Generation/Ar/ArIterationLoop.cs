@@ -46,7 +46,7 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
 
     public ArIterationLoop(ArDecoder decoder, string modelName, int maxLength, int maxRowsPerIteration, int maxQueuedSequences,
         IterationLoopMetrics? metrics, GenerationTelemetry telemetry, TimeProvider time, ILogger logger, Action<ArIterationLoop>? onClosed = null)
-        : base(modelName, maxRowsPerIteration > 0 ? maxRowsPerIteration : decoder.Runner.MaxBatchSize, maxQueuedSequences, time)
+        : base(modelName, maxRowsPerIteration > 0 ? maxRowsPerIteration : decoder.Runner.MaxBatchSize, maxQueuedSequences, time, telemetry)
     {
         _decoder = decoder;
         _cacheCapacity = maxLength;

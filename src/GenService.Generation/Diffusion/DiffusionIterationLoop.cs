@@ -35,7 +35,7 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
 
     public DiffusionIterationLoop(IGraphRunner denoiser, ModelManifest manifest, int maxRowsPerIteration, int maxQueuedSamples,
         IterationLoopMetrics? metrics, GenerationTelemetry telemetry, TimeProvider time, ILogger logger, Action<DiffusionIterationLoop>? onClosed = null)
-        : base(manifest.Name, maxRowsPerIteration > 0 ? maxRowsPerIteration : denoiser.MaxBatchSize, maxQueuedSamples, time)
+        : base(manifest.Name, maxRowsPerIteration > 0 ? maxRowsPerIteration : denoiser.MaxBatchSize, maxQueuedSamples, time, telemetry)
     {
         _batch = new DenoiserBatch(denoiser);
         _metrics = metrics;

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using GenService.Inference;
+using GenService.Inference.Callers;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
 
@@ -31,8 +32,17 @@ internal abstract class IterationRequest<TItem, TEvent>
     /// <summary>Whether the caller reads per-step events (SSE), or only the result.</summary>
     public bool Stream { get; }
 
-    /// <summary>The request's place in the waiting queue (guarded by the loop's lock).</summary>
+    /// <summary>The request's place in its caller's waiting queue (guarded by the loop's lock).</summary>
     public LinkedListNode<IterationRequest<TItem, TEvent>>? Node { get; set; }
+
+    /// <summary>Who asked (<see cref="CallerContext.Current"/> when it was submitted): its turn in fair admission.</summary>
+    public string Caller { get; set; } = CallerContext.Anonymous;
+
+    /// <summary>How long it may take from submission (the loop's deadline, or the caller's shorter one).</summary>
+    public TimeSpan Deadline { get; set; }
+
+    /// <summary>Ends the request with <see cref="DeadlineExceededException"/> when its deadline passes.</summary>
+    public ITimer? DeadlineTimer { get; set; }
 
     // Unbounded: events are small, and the loop must never wait on a slow reader.
     public Channel<TEvent> Events { get; } = Channel.CreateUnbounded<TEvent>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
@@ -55,16 +65,24 @@ internal abstract class IterationRequest<TItem, TEvent>
 
 /// <summary>
 /// The part of iteration-level batching that does not depend on the family: one loop per graph, a FIFO queue of
-/// requests, admission per item under a cap on rows per iteration, cancellation, and closing.
+/// requests per caller, fair admission per item under a cap on rows per iteration, deadlines, cancellation, closing.
 /// <code>
-///  RunRequestAsync(r) ──► waiting (FIFO, per request) ──admit items while rows ≤ cap──► active items
-///                              ▲ cancel / reader leaves: out at once                        │
-///   loop (one async task while there is work; exits when idle):                            ▼
-///     1. drop done items and every item of an ended request; admit FIFO (per item, never skipping the head)
+///  RunRequestAsync(r) ──► waiting (one FIFO per caller) ──admit items round-robin while rows ≤ cap──► active items
+///                              ▲ cancel / reader leaves / deadline: out at once                         │
+///   loop (one async task while there is work; exits when idle):                                        ▼
+///     1. drop done items and every item of an ended request; admit one item of the head request of the caller
+///        whose turn it is, that caller to the back of the turns, and again, until the next item does not fit
 ///     2. RunIterationAsync(active items): the family's graph call(s) and per-item advance (subclass)
 /// </code>
 /// Why per item: a large request can be partly admitted next to running work, and a finished item frees its rows at
-/// once. Why FIFO without skipping: a large head request is never starved by a stream of small ones.
+/// once. Why round-robin across callers (<see cref="CallerQueues{T}"/>): one caller's backlog must not hold back another
+/// caller's request; the bound is that with k callers waiting, a caller's next item is among the next k items admitted
+/// once rows free up, whatever the others have queued (admitted items run to the end: there is no preemption). Why the
+/// turn is never skipped when its item does not fit: a wide item (a guided sample's two rows) is never starved by a
+/// stream of narrow ones. Within one caller, requests keep FIFO order.
+/// Every request has a deadline from submission (<see cref="Deadline"/>, or the caller's shorter
+/// <see cref="RequestDeadline"/>): when it passes the request fails with <see cref="DeadlineExceededException"/> and its
+/// items leave before the next iteration.
 /// </summary>
 internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
     where TRequest : IterationRequest<TItem, TEvent>
@@ -75,7 +93,7 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
     private static readonly Dictionary<string, Tensor> NoOutputs = [];
 
     private readonly Lock _lock = new();
-    private readonly LinkedList<IterationRequest<TItem, TEvent>> _waiting = new();
+    private readonly CallerQueues<IterationRequest<TItem, TEvent>> _waiting = new();
     private readonly List<TItem> _active = [];
     private readonly HashSet<TRequest> _requests = [];
     private readonly TaskCompletionSource _closedForGood = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -87,13 +105,23 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
     private long _rowsComputed;
     private long _iterations;
 
-    protected IterationLoop(string modelName, int rowCap, int maxQueuedItems, TimeProvider time)
+    protected IterationLoop(string modelName, int rowCap, int maxQueuedItems, TimeProvider time, GenerationTelemetry telemetry)
     {
         ModelName = modelName;
         RowCap = rowCap;
         _maxQueuedItems = maxQueuedItems;
         Time = time;
+        Telemetry = telemetry;
     }
+
+    /// <summary>The configured default of <see cref="Deadline"/>: <c>GenService:DefaultDeadlineMs</c>'s default.</summary>
+    public static readonly TimeSpan DefaultDeadline = TimeSpan.FromMilliseconds(30000);
+
+    /// <summary>
+    /// How long a request may take from submission to its result (queueing and every iteration); a caller may ask for
+    /// less (<see cref="RequestDeadline"/>), never more.
+    /// </summary>
+    public TimeSpan Deadline { get; init; } = DefaultDeadline;
 
     public abstract IGraphRunner Graph { get; }
 
@@ -121,6 +149,9 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
     }
 
     protected TimeProvider Time { get; }
+
+    /// <summary>Network evaluations, cancellations and rejections (genservice.network.evaluations, .cancelled, .rejected).</summary>
+    protected GenerationTelemetry Telemetry { get; }
 
     /// <summary>Cancelled when the loop is disposed: graph calls in flight end.</summary>
     protected CancellationTokenSource Stopping { get; } = new();
@@ -188,6 +219,16 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
 
     private void Submit(TRequest request)
     {
+        // Who asks and by when, read from the submitting request's async context.
+        DateTimeOffset now = Time.GetUtcNow();
+        request.Caller = CallerContext.Current;
+        request.Deadline = RequestDeadline.Earliest(now + Deadline) - now;
+        if (request.Deadline <= TimeSpan.Zero)
+        {
+            Telemetry.Rejected(ModelName, Graph.Role, "deadline");
+            throw new DeadlineExceededException($"{Graph.V2Name} (iteration loop)", TimeSpan.Zero);
+        }
+
         bool start = false;
         lock (_lock)
         {
@@ -199,10 +240,11 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
             int count = request.Items.Length;
             if (_queuedItems + count > _maxQueuedItems && _queuedItems > 0)
             {
+                Telemetry.Rejected(ModelName, Graph.Role, "queue_full");
                 throw new QueueFullException($"{Graph.V2Name} (iteration loop)", _maxQueuedItems, TimeSpan.FromSeconds(1));
             }
 
-            request.Node = _waiting.AddLast(request);
+            request.Node = _waiting.Enqueue(request.Caller, request);
             _requests.Add(request);
             _queuedItems += count;
             if (!_looping)
@@ -212,10 +254,35 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
             }
         }
 
+        // Armed after queueing: if it fires at once it finds the request and ends it.
+        request.DeadlineTimer = Time.CreateTimer(static s =>
+        {
+            var (self, r) = ((IterationLoop<TRequest, TItem, TEvent>, TRequest))s!;
+            self.OnDeadline(r);
+        }, (this, request), request.Deadline, Timeout.InfiniteTimeSpan);
+        if (request.Ended)
+        {
+            request.DeadlineTimer.Dispose();
+        }
+
         if (start)
         {
-            // A fresh loop per busy period: no thread or task is kept while the model is idle.
-            _ = Task.Run(RunLoopAsync);
+            // A fresh loop per busy period: no thread or task is kept while the model is idle. Started without the
+            // submitting request's async context, whose caller and deadline are that request's, not the loop's.
+            using (ExecutionContext.SuppressFlow())
+            {
+                _ = Task.Run(RunLoopAsync);
+            }
+        }
+    }
+
+    /// <summary>The request's deadline passed: it fails with 504 and its items leave before the next iteration.</summary>
+    private void OnDeadline(TRequest request)
+    {
+        // The stopped-early log line (GenerationTelemetry.Ended, with this reason) says what it computed.
+        if (Finish(request, new DeadlineExceededException(Graph.V2Name, request.Deadline)))
+        {
+            Telemetry.Rejected(ModelName, Graph.Role, "deadline");
         }
     }
 
@@ -230,6 +297,8 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
 
         if (Finish(request, reason))
         {
+            // Once per request: Finish ends it once, whichever of the caller, the deadline or a failure comes first.
+            Telemetry.Cancelled(ModelName, Graph.Role);
             LogCancelled(request);
         }
     }
@@ -251,12 +320,14 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
             request.Ended = true;
             if (request.Node?.List is not null)
             {
-                _waiting.Remove(request.Node);
+                _waiting.Remove(request.Caller, request.Node);
                 _queuedItems -= request.Items.Length - request.Admitted;
             }
 
             _requests.Remove(request);
         }
+
+        request.DeadlineTimer?.Dispose();
 
         OnEnded(request, error);
         if (result is not null)
@@ -348,34 +419,33 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
         _activeRows = rows;
     }
 
-    /// <summary>FIFO admission, per item, while the rows fit the cap; the head is never skipped.</summary>
+    /// <summary>
+    /// Fair admission, one item per turn round-robin across callers (FIFO within a caller), while the rows fit the cap;
+    /// the caller whose turn it is is never skipped.
+    /// </summary>
     private void AdmitLocked(long now)
     {
-        while (_waiting.First is { } node)
+        while (_waiting.Next is { } next)
         {
-            var r = (TRequest)node.Value;
-            while (r.Admitted < r.Items.Length)
+            var r = (TRequest)next;
+            TItem s = r.Items[r.Admitted];
+
+            // An empty iteration always takes the head, so a guided sample still runs with a cap of 1.
+            if (_activeRows > 0 && _activeRows + RowsOf(s) > RowCap)
             {
-                TItem s = r.Items[r.Admitted];
-
-                // An empty iteration always takes the head, so a guided sample still runs with a cap of 1.
-                if (_activeRows > 0 && _activeRows + RowsOf(s) > RowCap)
-                {
-                    return;
-                }
-
-                if (r.Admitted == 0)
-                {
-                    r.Timings.Add(new InferenceResult { Outputs = NoOutputs, QueueTime = Time.GetElapsedTime(r.SubmittedAt, now) });
-                }
-
-                _active.Add(s);
-                _activeRows += RowsOf(s);
-                r.Admitted++;
-                _queuedItems--;
+                return;
             }
 
-            _waiting.RemoveFirst();
+            if (r.Admitted == 0)
+            {
+                r.Timings.Add(new InferenceResult { Outputs = NoOutputs, QueueTime = Time.GetElapsedTime(r.SubmittedAt, now) });
+            }
+
+            _active.Add(s);
+            _activeRows += RowsOf(s);
+            r.Admitted++;
+            _queuedItems--;
+            _waiting.Served(requestDone: r.Admitted == r.Items.Length);
         }
     }
 

@@ -18,4 +18,16 @@ public abstract class LoopOptions
     /// </summary>
     [Range(0, 65536)]
     public int MaxRowsPerIteration { get; set; }
+
+    /// <summary>
+    /// How long a request may take in an iteration loop, from submission to its result (waiting and every iteration),
+    /// in milliseconds; past it the request fails with 504 and its rows stop being computed. 0 (default) =
+    /// <c>GenService:DefaultDeadlineMs</c> (30 s). Raise it where long requests are legitimate (many samples x many
+    /// steps on a CPU host); a caller can only shorten it (<c>X-Request-Timeout-Ms</c>).
+    /// </summary>
+    [Range(0, int.MaxValue)]
+    public int DeadlineMs { get; set; }
+
+    /// <summary>The loops' deadline: <see cref="DeadlineMs"/>, else <paramref name="defaultDeadlineMs"/>.</summary>
+    internal TimeSpan DeadlineOr(int defaultDeadlineMs) => TimeSpan.FromMilliseconds(DeadlineMs > 0 ? DeadlineMs : defaultDeadlineMs);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using GenService.Inference.Callers;
 using GenService.Inference.Hosting;
 using GenService.Inference.Metrics;
 using GenService.Inference.Runtime;
@@ -117,12 +118,14 @@ internal sealed partial class DynamicBatcher : IGraphRunner, IAsyncDisposable
 
         cancellationToken.ThrowIfCancellationRequested();
         DateTimeOffset now = _time.GetUtcNow();
-        DateTimeOffset deadline = request.Deadline ?? now + _settings.DefaultDeadline;
+
+        // The caller's own deadline (X-Request-Timeout-Ms, RequestDeadline) can only shorten the configured one.
+        DateTimeOffset deadline = request.Deadline ?? RequestDeadline.Earliest(now + _settings.DefaultDeadline);
         TimeSpan untilDeadline = deadline - now;
         if (untilDeadline <= TimeSpan.Zero)
         {
             _metrics?.RecordRejected(ModelName, Role, "deadline");
-            throw new DeadlineExceededException(V2Name, request.Deadline is null ? _settings.DefaultDeadline : TimeSpan.Zero);
+            throw new DeadlineExceededException(V2Name, TimeSpan.Zero);
         }
 
         var pending = new PendingRequest(this, request, ordered, rows, wanted, _time.GetTimestamp(), untilDeadline);

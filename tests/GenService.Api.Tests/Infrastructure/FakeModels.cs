@@ -83,6 +83,9 @@ internal sealed class ThrowingRoutes : IStartupFilter
             "/throw/queue-full" => throw new QueueFullException("m.generator", 8, TimeSpan.FromSeconds(3)),
             "/throw/deadline" => throw new DeadlineExceededException("m.generator", TimeSpan.FromSeconds(1)),
             "/throw/bug" => throw new InvalidOperationException("secret internals"),
+
+            // What the batchers and loops would read as this request's own deadline (X-Request-Timeout-Ms).
+            "/echo/deadline" => Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(context.Response, GenService.Inference.Callers.RequestDeadline.Current?.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"),
             _ => NotFound(context),
         });
     };

@@ -10,7 +10,8 @@ namespace GenService.Api.Tests.Operations;
 /// <summary>
 /// <c>genservice.network.evaluations</c> ("network evaluations per sample, summed") counts for every family what the
 /// request computed: one pass per sample and graph for gan, vae and flow, steps (x2 under guidance) per diffusion
-/// sample, one decoder row per generated AR token, one pass per scored sequence.
+/// sample, text-to-image included (UNet rows, as its `nfe`), one decoder row per generated AR token, one pass per
+/// scored sequence.
 /// </summary>
 [Collection(RealModels.Name)]
 public sealed class NetworkEvaluationsTests(GenServiceFactory factory)
@@ -82,6 +83,19 @@ public sealed class NetworkEvaluationsTests(GenServiceFactory factory)
         (JsonNode body, long evaluations) = await MeasureAsync("diffusion", "digits-ddpm", "samples", new { count = 3, seed = 4, steps = 6, class_label = 2, guidance_scale = guidance, output = "tensor" });
         Assert.Equal(6 * rowsPerStep, body["nfe"]!.GetValue<int>());
         Assert.Equal(3 * 6 * rowsPerStep, evaluations);
+    }
+
+    [Theory]
+    [InlineData(1.0, 1)]
+    [InlineData(3.0, 2)]
+    public async Task A_text_to_image_sample_counts_its_unet_rows_like_its_nfe(double guidance, int rowsPerStep)
+    {
+        // The UNet rows only (the `nfe` field's unit): the prompt encoding and the VAE decode are not network
+        // evaluations of the sampler, and a cached prompt would make them vary between equal requests.
+        (JsonNode body, long evaluations) = await MeasureAsync("diffusion", "digits-txt2img", "samples",
+            new { prompt = "a seven", count = 2, seed = 3, steps = 5, sampler = "ddim", guidance_scale = guidance, output = "tensor" });
+        Assert.Equal(5 * rowsPerStep, body["nfe"]!.GetValue<int>());
+        Assert.Equal(2 * 5 * rowsPerStep, evaluations);
     }
 
     [Fact]

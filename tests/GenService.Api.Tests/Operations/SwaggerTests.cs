@@ -38,6 +38,12 @@ public sealed class SwaggerTests : IAsyncLifetime
         JsonElement example = paths.GetProperty("/v2/models/{name}/infer").GetProperty("post").GetProperty("requestBody")
             .GetProperty("content").GetProperty("application/json").GetProperty("example");
         Assert.Equal("latent", example.GetProperty("inputs")[0].GetProperty("name").GetString());
+
+        // The routes that compute document the optional X-Request-Timeout-Ms header; the repository routes do not.
+        static bool HasTimeoutHeader(JsonElement op) => op.TryGetProperty("parameters", out JsonElement ps)
+            && ps.EnumerateArray().Any(p => p.GetProperty("name").GetString() == "X-Request-Timeout-Ms" && p.GetProperty("in").GetString() == "header");
+        Assert.True(HasTimeoutHeader(paths.GetProperty("/v2/models/{name}/infer").GetProperty("post")));
+        Assert.False(HasTimeoutHeader(paths.GetProperty("/v2/repository/index").GetProperty("post")));
     }
 
     [Fact]

@@ -1,6 +1,11 @@
+using System.Diagnostics.Metrics;
 using GenService.Inference.Batching;
+using GenService.Inference.Callers;
+using GenService.Inference.Metrics;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
+using GenService.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace GenService.Inference.Tests.Batching;
 
@@ -22,13 +27,13 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     }
 
     private DynamicBatcher Create(FakeExecutor executor, int maxBatch = 4, double delayMs = 10, int maxQueue = 64, int concurrency = 1,
-        long width = -1, double deadlineMs = 30_000)
+        long width = -1, double deadlineMs = 30_000, GenServiceMetrics? metrics = null)
     {
         var signature = new GraphSignature(
             [new TensorSpec("x", "latent", TensorElementType.Float32, [-1, width])],
             [new TensorSpec("y", "sample", TensorElementType.Float32, [-1, width])]);
         var settings = new BatcherSettings(maxBatch, TimeSpan.FromMilliseconds(delayMs), maxQueue, concurrency, TimeSpan.FromMilliseconds(deadlineMs));
-        var batcher = new DynamicBatcher("m", "generator", signature, executor, settings, _time, metrics: null);
+        var batcher = new DynamicBatcher("m", "generator", signature, executor, settings, _time, metrics);
         _batchers.Add(batcher);
         return batcher;
     }
@@ -278,6 +283,45 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         exec.Release();
         await Task.WhenAll(running, queued, fits).WaitAsync(TimeSpan.FromSeconds(10), Ct);
         Assert.Equal(5, exec.TotalRows);
+    }
+
+    [Fact]
+    public async Task Refusals_and_cancellations_are_counted_once_each_with_their_reason()
+    {
+        using ServiceProvider services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        IMeterFactory meters = services.GetRequiredService<IMeterFactory>();
+        using var counters = new RefusalCounters(meters);
+        var exec = new FakeExecutor(held: true);
+        DynamicBatcher batcher = Create(exec, maxBatch: 2, delayMs: 0, maxQueue: 4, metrics: new GenServiceMetrics(meters));
+        Task<InferenceResult> running = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
+        await exec.WhenEntered(1);                        // the running batch
+
+        // A full queue: refused at once, counted as queue_full.
+        Task<InferenceResult> queued = batcher.InferAsync(Request(Rows(3)), Ct).AsTask();
+        Assert.Throws<QueueFullException>(() => { _ = batcher.InferAsync(Request(Rows(2)), Ct); });
+        Assert.Equal(1, counters.Rejected("queue_full"));
+
+        // Still queued at the deadline its caller asked for (RequestDeadline, from X-Request-Timeout-Ms): deadline.
+        Task<InferenceResult> doomed;
+        using (RequestDeadline.Enter(_time.GetUtcNow().AddMilliseconds(20)))
+        {
+            doomed = batcher.InferAsync(Request(Rows(1)), Ct).AsTask();
+        }
+
+        _time.Advance(TimeSpan.FromMilliseconds(20));
+        await Assert.ThrowsAsync<DeadlineExceededException>(() => doomed.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal(1, counters.Rejected("deadline"));
+
+        // A caller that goes away while queued: one cancellation, however the cancel and the leaving race.
+        using var cts = new CancellationTokenSource();
+        Task<InferenceResult> cancelled = batcher.InferAsync(Request(Rows(1)), cts.Token).AsTask();
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal(1, counters.Cancelled);
+
+        exec.Release();
+        await Task.WhenAll(running, queued).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.Equal((1, 1, 1), (counters.Rejected("queue_full"), counters.Rejected("deadline"), counters.Cancelled));
     }
 
     [Fact]

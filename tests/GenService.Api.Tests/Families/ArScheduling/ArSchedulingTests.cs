@@ -9,6 +9,7 @@ using GenService.Generation.Ar;
 using GenService.Generation.Loops;
 using GenService.Api.Tests.Families.Ar;
 using GenService.Api.Tests.Infrastructure;
+using GenService.Inference.Callers;
 using GenService.Inference.Metrics;
 using GenService.Inference.Repository;
 using GenService.Inference.Runtime;
@@ -371,6 +372,55 @@ public sealed class ArSchedulingTests(ArSchedulingHosts hosts) : IClassFixture<A
         Assert.Equal(2, gate.Calls - done.DecoderCalls);
         Assert.Equal((2 * 3) + laterTokens, loop.RowsComputed);
         Assert.Equal(0, loop.ActiveRequests);
+    }
+
+    [Fact]
+    public async Task A_light_callers_sequence_is_admitted_at_the_first_boundary_where_rows_free_up_whatever_a_heavy_caller_queued()
+    {
+        // One row per iteration, so call k is iteration k. The heavy caller's first request (no prompt) holds the row,
+        // held in its first call until the heavy caller has queued 39 more and the light caller one request whose
+        // prompt "str" makes its first call 4 tokens wide (start + prompt; every other call here is 1 wide).
+        ILoadedModel words = hosts.Iteration.Repository.GetReady(ArFixture.Words);
+        var widths = new WidthRecorder(words.Graph("decoder")!);
+        var gate = new GatedRunner(widths);
+        ArJob reference = ArJob.Create(new ArParameters { Seed = 0, Count = 1, Temperature = 1, MaxNewTokens = 6 }, words, 64);
+        var decoder = new ArDecoder(gate, reference.Decoder.VocabSize);
+        using var loop = new ArIterationLoop(decoder, words.Manifest.Name, words.Manifest.Tokens!.MaxLength, 1, 4096, null, GenerationTelemetry.None, TimeProvider.System, NullLogger.Instance);
+        Task<ArCompleted> RunAs(string caller, ArParameters parameters)
+        {
+            using CallerContext.Scope scope = CallerContext.Enter(caller);
+            return CompleteAsync(loop.RunAsync(ArJob.Create(parameters, words, 64) with { Decoder = decoder }, Ct, stream: false));
+        }
+
+        var heavy = new List<Task<ArCompleted>> { RunAs("key:heavy", new ArParameters { Seed = 0, Count = 1, Temperature = 1, MaxNewTokens = 6 }) };
+        await gate.WhenEntered(1);
+        heavy.AddRange(Enumerable.Range(1, 39).Select(i => RunAs("key:heavy", new ArParameters { Seed = (ulong)i, Count = 1, Temperature = 1, MaxNewTokens = 6 })));
+        Task<ArCompleted> light = RunAs("key:light", new ArParameters { Seed = 99, Count = 1, Prompt = "str", Temperature = 1, MaxNewTokens = 3 });
+        Assert.Equal(41, loop.ActiveRequests);
+        gate.Open();
+        ArCompleted lightDone = await light;
+        ArCompleted[] heavyDone = await Task.WhenAll(heavy);
+
+        // The bound: with two callers waiting, the light sequence is among the next two admitted as rows free up:
+        // after the heavy caller's first request (its turn was first) and its second, never after all 40 (FIFO).
+        int Length(ArCompleted done) => done.Samples.Single().Tokens.Length;
+        int[] calls = [.. widths.Widths];
+        int admitted = Array.IndexOf(calls, 4);
+        Assert.Equal(Length(heavyDone[0]) + Length(heavyDone[1]), admitted);
+        Assert.Equal(1, calls.Count(w => w == 4));
+        Assert.Equal(heavyDone.Sum(Length) + Length(lightDone), calls.Length);
+    }
+
+    /// <summary>Records the width of every call's input_ids (tokens fed per row) in call order.</summary>
+    private sealed class WidthRecorder(IGraphRunner inner) : WrappedRunner(inner)
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<int> Widths { get; } = new();
+
+        public override ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+        {
+            Widths.Enqueue((int)request.Inputs["input_ids"].Shape[1]);
+            return Inner.InferAsync(request, cancellationToken);
+        }
     }
 
     [Fact]
