@@ -14,13 +14,6 @@ internal sealed class GenServiceApiOptions
     [Range(1, 4096)]
     public int MaxCount { get; set; } = 64;
 
-    /// <summary>
-    /// When set, the v2 repository routes (index, load, unload) need <c>Authorization: Bearer &lt;key&gt;</c>
-    /// or <c>X-Api-Key: &lt;key&gt;</c>. When empty they are open (a dev box, or a cluster that guards them
-    /// elsewhere). <c>GenService:AdminApiKey</c> is accepted too, as the shorter spelling.
-    /// </summary>
-    public string? AdminApiKey { get; set; }
-
     /// <summary>Largest request body, in bytes, the v2 infer route reads (64 rows of 3x64x64 FP32 as JSON fit easily).</summary>
     [Range(1024, int.MaxValue)]
     public int MaxInferBodyBytes { get; set; } = 64 * 1024 * 1024;

@@ -5,6 +5,7 @@ using System.Text.Json.Serialization.Metadata;
 using GenService.Api.Contracts;
 using GenService.Api.Errors;
 using GenService.Api.Operations;
+using GenService.Api.Security;
 using GenService.Generation;
 using GenService.Inference.Callers;
 using GenService.Inference.Hosting;
@@ -69,13 +70,6 @@ internal static class GenServiceHostingExtensions
 
         services.AddOptions<GenServiceApiOptions>()
             .BindConfiguration(GenServiceApiOptions.SectionName)
-            .PostConfigure<IConfiguration>((o, config) =>
-            {
-                if (string.IsNullOrEmpty(o.AdminApiKey))
-                {
-                    o.AdminApiKey = config["GenService:AdminApiKey"];
-                }
-            })
             .ValidateDataAnnotations()
             .ValidateOnStart();
 
@@ -99,7 +93,11 @@ internal static class GenServiceHostingExtensions
             });
             o.OperationFilter<SwaggerExamplesFilter>();
             o.DocumentFilter<MetricsDocumentFilter>();
+            SwaggerSecurity.AddDefinitions(o);
         });
+
+        services.AddCallerSecurity();
+        services.AddCallerRateLimiting();
 
         PrometheusMeterBridge.SuppressAdapter();
         services.AddHostedService<PrometheusMeterBridge>();
@@ -138,9 +136,14 @@ internal static class GenServiceHostingExtensions
             preserveStaticLogger: true);
     }
 
-    /// <summary>The caller's identity for fairness and limits: its client address ("ip:..."), or "local" in-process.</summary>
+    /// <summary>
+    /// The caller's identity for fairness and limits: "key:&lt;name&gt;" for a caller with a known API key, else its
+    /// client address ("ip:..."), or "local" when the server has none (an in-process test server).
+    /// </summary>
     internal static string CallerOf(HttpContext context) =>
-        context.Connection.RemoteIpAddress is { } address ? "ip:" + address : "local";
+        context.User.Identity is { IsAuthenticated: true, Name: { } key } ? "key:" + key
+        : context.Connection.RemoteIpAddress is { } address ? "ip:" + address
+        : "local";
 
     /// <summary>The middleware pipeline, outermost first.</summary>
     public static WebApplication UseGenService(this WebApplication app)
@@ -165,12 +168,16 @@ internal static class GenServiceHostingExtensions
         app.UseHttpMetrics(o => o.ReduceStatusCodeCardinality());
         app.UseModelRequestMetrics();
 
-        // The caller (client address until API keys identify it) flows to the batchers and loops for fairness.
+        // Who is asking (the API key, if any), then that caller flows to the batchers and loops (fairness, work
+        // budgets) and partitions the rate limiter; authorization (roles, RequireKey) decides last, per route group.
+        app.UseAuthentication();
         app.Use(async (context, next) =>
         {
             using CallerContext.Scope caller = CallerContext.Enter(CallerOf(context));
             await next(context);
         });
+        app.UseRateLimiter();
+        app.UseAuthorization();
         return app;
     }
 }
