@@ -19,7 +19,7 @@ internal sealed class CallerAuthorizationResultHandler : IAuthorizationMiddlewar
             return _default.HandleAsync(next, context, policy, authorizeResult);
         }
 
-        List<CallerFailure> failures = authorizeResult.AuthorizationFailure?.FailureReasons.OfType<CallerFailure>().ToList() ?? [];
+        List<CallerFailure> failures = CallerFailure.Of(context);
         CallerFailure? failure = failures.FirstOrDefault(f => f.Status == StatusCodes.Status401Unauthorized) ?? failures.FirstOrDefault();
         int status = failure?.Status ?? (authorizeResult.Challenged ? StatusCodes.Status401Unauthorized : StatusCodes.Status403Forbidden);
         string detail = failure?.Message ?? "This route needs an API key with another role.";

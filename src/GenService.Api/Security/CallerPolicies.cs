@@ -42,12 +42,36 @@ internal sealed class AdminRequirement : IAuthorizationRequirement;
 internal sealed class CallerFailure(IAuthorizationHandler handler, int status, string detail) : AuthorizationFailureReason(handler, detail)
 {
     public int Status { get; } = status;
+
+    /// <summary>
+    /// The failures of this request. The framework drops the reasons of an anonymous caller's failure (its result is a
+    /// bare challenge), so the handler also keeps them on the request for <see cref="CallerAuthorizationResultHandler"/>.
+    /// </summary>
+    public static List<CallerFailure> Of(HttpContext context)
+    {
+        if (context.Items[typeof(CallerFailure)] is not List<CallerFailure> failures)
+        {
+            failures = [];
+            context.Items[typeof(CallerFailure)] = failures;
+        }
+
+        return failures;
+    }
 }
 
 /// <summary>Evaluates <see cref="CallerRequirement"/> and <see cref="AdminRequirement"/> against the configured keys.</summary>
 internal sealed class CallerRequirementHandler(ApiKeyStore keys) : IAuthorizationHandler
 {
     private const string SendKey = "Send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.";
+
+    private static void Fail(AuthorizationHandlerContext context, HttpContext? http, CallerFailure failure)
+    {
+        context.Fail(failure);
+        if (http is not null)
+        {
+            CallerFailure.Of(http).Add(failure);
+        }
+    }
 
     public Task HandleAsync(AuthorizationHandlerContext context)
     {
@@ -60,11 +84,11 @@ internal sealed class CallerRequirementHandler(ApiKeyStore keys) : IAuthorizatio
                 case CallerRequirement:
                     if (!authenticated && http is not null && ApiKeyAuthenticationHandler.PresentedKey(http.Request) is not null)
                     {
-                        context.Fail(new CallerFailure(this, StatusCodes.Status401Unauthorized, "The API key sent is not known to this server. " + SendKey));
+                        Fail(context, http, new CallerFailure(this, StatusCodes.Status401Unauthorized, "The API key sent is not known to this server. " + SendKey));
                     }
                     else if (!authenticated && keys.RequireKey)
                     {
-                        context.Fail(new CallerFailure(this, StatusCodes.Status401Unauthorized, "This server requires an API key. " + SendKey));
+                        Fail(context, http, new CallerFailure(this, StatusCodes.Status401Unauthorized, "This server requires an API key. " + SendKey));
                     }
                     else
                     {
@@ -80,16 +104,16 @@ internal sealed class CallerRequirementHandler(ApiKeyStore keys) : IAuthorizatio
                     }
                     else if (authenticated)
                     {
-                        context.Fail(new CallerFailure(this, StatusCodes.Status403Forbidden,
+                        Fail(context, http, new CallerFailure(this, StatusCodes.Status403Forbidden,
                             $"The key '{context.User.Identity!.Name}' has the role '{ApiRoles.User}'; this route changes the server's state and needs a key with the role '{ApiRoles.Admin}'."));
                     }
                     else if (keys.HasAdminKey)
                     {
-                        context.Fail(new CallerFailure(this, StatusCodes.Status401Unauthorized, "This route changes the server's state and needs an admin key. " + SendKey));
+                        Fail(context, http, new CallerFailure(this, StatusCodes.Status401Unauthorized, "This route changes the server's state and needs an admin key. " + SendKey));
                     }
                     else
                     {
-                        context.Fail(new CallerFailure(this, StatusCodes.Status403Forbidden,
+                        Fail(context, http, new CallerFailure(this, StatusCodes.Status403Forbidden,
                             "This route changes the server's state. With no admin key configured it answers only to callers on the loopback address. "
                             + "To allow remote callers, configure a key with the role 'admin': GenService__Auth__Keys__0__Name, "
                             + "GenService__Auth__Keys__0__Sha256 (printf %s \"$KEY\" | sha256sum) and GenService__Auth__Keys__0__Role=admin; "
