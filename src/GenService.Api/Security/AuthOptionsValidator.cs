@@ -5,13 +5,26 @@ namespace GenService.Api.Security;
 
 /// <summary>
 /// Startup validation of <see cref="AuthOptions"/>: every problem is listed with the configuration key to fix, so a
-/// typo in a hash or a role stops the service at start instead of silently locking a caller out.
+/// typo in a hash or a role stops the service at start instead of silently locking a caller out. The plaintext admin
+/// key of earlier versions is refused too: it is no longer read, and a deployment that sets it should learn so at
+/// start rather than from a 403.
 /// </summary>
-internal sealed class AuthOptionsValidator : IValidateOptions<AuthOptions>
+internal sealed class AuthOptionsValidator(IConfiguration? configuration = null) : IValidateOptions<AuthOptions>
 {
+    private static readonly string[] RemovedKeys = ["GenService:Api:AdminApiKey", "GenService:AdminApiKey"];
+
     public ValidateOptionsResult Validate(string? name, AuthOptions options)
     {
         var failures = new List<string>();
+        foreach (string removed in RemovedKeys)
+        {
+            if (!string.IsNullOrEmpty(configuration?[removed]))
+            {
+                failures.Add($"{removed} is no longer read (keys are stored hashed now): configure an admin key under {AuthOptions.SectionName}:Keys "
+                    + "with Name, Sha256 (printf %s \"$KEY\" | sha256sum) and Role=admin, and remove the old setting.");
+            }
+        }
+
         var seen = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < options.Keys.Count; i++)
         {

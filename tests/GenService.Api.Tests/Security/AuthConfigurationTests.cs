@@ -44,6 +44,19 @@ public sealed class AuthConfigurationTests
         Assert.Contains(failures, f => f.Contains("GenService:Auth:Keys:5:Name is empty", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("GenService:Api:AdminApiKey")]
+    [InlineData("GenService:AdminApiKey")]
+    public void The_removed_plaintext_admin_key_is_refused_with_what_to_set_instead(string key)
+    {
+        IConfiguration config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [key] = "s3cret" }).Build();
+        ValidateOptionsResult result = new AuthOptionsValidator(config).Validate(null, Options());
+        Assert.True(result.Failed);
+        Assert.Contains($"{key} is no longer read", result.FailureMessage, StringComparison.Ordinal);
+        Assert.Contains("GenService:Auth:Keys", result.FailureMessage, StringComparison.Ordinal);
+        Assert.True(new AuthOptionsValidator(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { [key] = "" }).Build()).Validate(null, Options()).Succeeded);
+    }
+
     [Fact]
     public void The_store_finds_a_key_by_its_hash_only()
     {
