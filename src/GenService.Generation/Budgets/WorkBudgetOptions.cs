@@ -6,7 +6,8 @@ namespace GenService.Generation.Budgets;
 /// Budgets of work, bound from <c>GenService:Limits</c> (beside the request rates of the HTTP layer). One unit is one
 /// pixel of one sample through one network pass: a diffusion request costs count x steps x output pixels
 /// (text-to-image: height x width), a gan/vae/flow request count x output pixels, an ar request count x (prompt
-/// tokens + max_new_tokens) (a token counts as a pixel: image ar models make one token per pixel). 0 turns a budget off.
+/// tokens + max_new_tokens), an ar log-likelihood its tokens (a token counts as a pixel: image ar models make one
+/// token per pixel). 0 turns a budget off.
 /// The defaults leave room for 64 Stable-Diffusion-sized images (512 x 512, 50 steps) per request and four such
 /// requests per caller; docs/http-api.md recommends tighter values for a shared server.
 /// </summary>

@@ -25,6 +25,10 @@ public readonly record struct WorkRequest(string Model, long Units, string Produ
             F($"count {count} x ({promptTokens} prompt tokens + max_new_tokens {maxNewTokens})"),
             "'count', 'max_new_tokens' or the prompt", "count");
 
+    /// <summary>Autoregressive log-likelihood: the tokens of all scored sequences.</summary>
+    public static WorkRequest Scored(string model, int sequences, long tokens) =>
+        new(model, tokens, F($"{sequences} sequences of {tokens} tokens in all"), "'sequences' (fewer or shorter)", "sequences");
+
     /// <summary>gan, vae, flow: rows (samples, inputs or frames) x output pixels.</summary>
     public static WorkRequest OneShot(string model, int rows, int[] outputShape, string rowsField) =>
         new(model, (long)rows * Pixels(outputShape), F($"{rowsField} {rows} x {Pixels(outputShape)} pixels"), $"'{rowsField}'", rowsField);

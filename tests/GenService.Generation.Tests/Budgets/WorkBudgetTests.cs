@@ -20,6 +20,7 @@ public sealed class WorkBudgetTests
         Assert.Equal(4L * 50 * 512 * 512, WorkRequest.Diffusion("sd", 4, 50, [3, 512, 512], sized: true).Units);
         Assert.Equal(2L * 20 * 64, WorkRequest.Diffusion("ddpm", 2, 20, [1, 8, 8], sized: false).Units);
         Assert.Equal(3L * (5 + 12), WorkRequest.Ar("words", 3, 5, 12).Units);
+        Assert.Equal(17L, WorkRequest.Scored("words", 3, 17).Units);
         Assert.Equal(8L * 64, WorkRequest.OneShot("gan", 8, [1, 8, 8], "count").Units);
         Assert.Equal(8L * 2, WorkRequest.OneShot("fake", 8, [2], "count").Units);
         Assert.Equal("count 4 x steps 50 x 262144 pixels", WorkRequest.Diffusion("sd", 4, 50, [3, 512, 512], sized: true).Product);
