@@ -4,6 +4,13 @@
 #   docker run -p 8080:8080 genservice:cpu        # Swagger UI: http://localhost:8080/swagger
 # The shipped models/ are baked in at /app/models; mount another folder there (or set
 # GenService__ModelRepository) to serve your own.
+# API keys: only their SHA-256 is configured. Without an admin key the repository API (/v2/repository/*) answers
+# only to loopback callers, i.e. not through -p; to manage models from outside the container:
+#   KEY=$(openssl rand -hex 32)
+#   docker run -p 8080:8080 -e GenService__Auth__Keys__0__Name=ops -e GenService__Auth__Keys__0__Role=admin \
+#     -e GenService__Auth__Keys__0__Sha256=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1) genservice:cpu
+#   curl -X POST -H "Authorization: Bearer $KEY" localhost:8080/v2/repository/index
+# GenService__Auth__RequireKey=true refuses anonymous callers; docs/http-api.md#authentication has the rest.
 ARG FLAVOR=cpu
 
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build

@@ -15,13 +15,6 @@ internal sealed class GenServiceApiOptions
     public int MaxCount { get; set; } = 64;
 
     /// <summary>
-    /// When set, the v2 repository routes (index, load, unload) need <c>Authorization: Bearer &lt;key&gt;</c>
-    /// or <c>X-Api-Key: &lt;key&gt;</c>. When empty they are open (a dev box, or a cluster that guards them
-    /// elsewhere). <c>GenService:AdminApiKey</c> is accepted too, as the shorter spelling.
-    /// </summary>
-    public string? AdminApiKey { get; set; }
-
-    /// <summary>
     /// Largest request body, in bytes, of every route but v2 infer (a /v1 body of 64 inputs of 3x64x64 as JSON
     /// numbers fits). Larger is a 413 with the protocol's error body; the server's own limit follows this one.
     /// </summary>

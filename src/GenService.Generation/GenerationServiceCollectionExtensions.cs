@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using GenService.Generation.Ar;
+using GenService.Generation.Budgets;
 using GenService.Generation.Diffusion;
 using GenService.Generation.Latent;
 using GenService.Generation.Loops;
@@ -23,7 +24,8 @@ public static class GenerationServiceCollectionExtensions
     /// <item><see cref="DiffusionLoopOptions"/> (<c>GenService:Diffusion</c>) and <see cref="ArLoopOptions"/> (<c>GenService:Ar</c>), validated at start;</item>
     /// <item>one <see cref="IDiffusionLoop"/> and one <see cref="IArLoop"/>, each chosen once from its <c>Scheduling</c> setting
     /// (<see cref="LoopMode.Iteration"/>: one iteration loop per loaded graph; <see cref="LoopMode.Request"/>: each request its own loop);</item>
-    /// <item><see cref="LatentGeneration"/> (gan, vae, flow), <see cref="ArLikelihoodScorer"/> and the shared <see cref="GenerationTelemetry"/>.</item>
+    /// <item><see cref="LatentGeneration"/> (gan, vae, flow), <see cref="ArLikelihoodScorer"/> and the shared <see cref="GenerationTelemetry"/>;</item>
+    /// <item><see cref="WorkBudget"/> with <see cref="WorkBudgetOptions"/> (<c>GenService:Limits</c>): work per request and per caller in flight.</item>
     /// </list>
     /// The loops are disposed with the container: requests still in them fail as "model not ready".
     /// </summary>
@@ -41,11 +43,16 @@ public static class GenerationServiceCollectionExtensions
             .BindConfiguration(TextToImageOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        services.AddOptions<WorkBudgetOptions>()
+            .BindConfiguration(WorkBudgetOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.TryAddSingleton(sp => new WorkBudget(sp.GetRequiredService<IOptions<WorkBudgetOptions>>(), sp.GetService<GenServiceMetrics>()));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new GenerationTelemetry(sp.GetService<GenServiceMetrics>(), sp.GetRequiredService<ILogger<GenerationTelemetry>>()));
         services.TryAddSingleton<LatentGeneration>();
         services.TryAddSingleton<ArLikelihoodScorer>();
-        services.TryAddSingleton(sp => new TextToImagePipeline(sp.GetRequiredService<IDiffusionLoop>(), sp.GetRequiredService<IOptions<TextToImageOptions>>(), sp.GetService<IMeterFactory>()));
+        services.TryAddSingleton(sp => new TextToImagePipeline(sp.GetRequiredService<IDiffusionLoop>(), sp.GetRequiredService<IOptions<TextToImageOptions>>(), sp.GetService<IMeterFactory>(), sp.GetRequiredService<WorkBudget>()));
         services.AddSingleton<IModelLoadCheck>(sp => sp.GetRequiredService<TextToImagePipeline>());
         services.TryAddSingleton<IDiffusionLoop>(sp =>
         {

@@ -4,6 +4,7 @@ using GenService.Api.Contracts;
 using GenService.Api.Families.Common;
 using GenService.Generation;
 using GenService.Generation.Ar;
+using GenService.Generation.Budgets;
 using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Repository;
@@ -38,12 +39,13 @@ internal static class ArEndpoints
         return app;
     }
 
-    internal static async Task<IResult> SampleAsync(string model, ArSampleRequest request, HttpContext http, IModelRepository repository, IArLoop loop, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> SampleAsync(string model, ArSampleRequest request, HttpContext http, IModelRepository repository, IArLoop loop, WorkBudget budget, IOptions<GenServiceApiOptions> options)
     {
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Ar, model);
         OutputMode mode = OutputMode.Parse(request.Output, loaded.Manifest);
         ArJob job = ArJob.Create(request.ToParameters(), loaded, options.Value.MaxCount);
+        WorkAdmission.Admit(http, budget, job.Work);
         bool stream = request.Stream == true || EventStreams.Accepts(http);
         if (stream)
         {

@@ -3,6 +3,7 @@ using System.Net.ServerSentEvents;
 using GenService.Api.Contracts;
 using GenService.Api.Families.Common;
 using GenService.Generation;
+using GenService.Generation.Budgets;
 using GenService.Generation.Diffusion;
 using GenService.Generation.Latent;
 using GenService.Generation.TextToImage;
@@ -38,7 +39,7 @@ internal static class DiffusionEndpoints
     }
 
     internal static async Task<IResult> SampleAsync(string model, DiffusionSampleRequest request, HttpContext http, IModelRepository repository, IDiffusionLoop loop,
-        TextToImagePipeline pipeline, IOptions<GenServiceApiOptions> options)
+        TextToImagePipeline pipeline, WorkBudget budget, IOptions<GenServiceApiOptions> options)
     {
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Diffusion, model);
@@ -61,6 +62,7 @@ internal static class DiffusionEndpoints
             run = (progress, ct) => loop.RunAsync(job, progress, ct);
         }
 
+        WorkAdmission.Admit(http, budget, job.Work);
         bool stream = request.Stream == true || EventStreams.Accepts(http);
         if (stream)
         {
@@ -82,7 +84,7 @@ internal static class DiffusionEndpoints
         return TypedResults.Json(BuildResponse(job, done, mode, total));
     }
 
-    internal static async Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IDiffusionLoop loop, IOptions<GenServiceApiOptions> options)
+    internal static async Task<IResult> InterpolateAsync(string model, InterpolationRequest request, HttpContext http, IModelRepository repository, IDiffusionLoop loop, WorkBudget budget, IOptions<GenServiceApiOptions> options)
     {
         var total = Stopwatch.StartNew();
         ILoadedModel loaded = FamilyModels.Resolve(repository, ModelFamily.Diffusion, model);
@@ -93,6 +95,7 @@ internal static class DiffusionEndpoints
 
         OutputMode mode = OutputMode.Parse(request.Output, loaded.Manifest);
         (DiffusionJob job, double[] positions) = await DiffusionInterpolation.CreateAsync(request.ToParameters(loaded.Manifest), loaded, options.Value.MaxCount);
+        WorkAdmission.Admit(http, budget, job.Work);
         DiffusionCompleted done = await RunToEndAsync(loop.RunAsync(job, progress: false, http.RequestAborted));
         var frames = new GeneratedSamples(null, done.Samples, job.ReportedLabels, done.Timings) { NetworkEvaluations = job.NetworkEvaluations, Positions = positions };
         return ModelIO.Respond(http, loaded.Manifest, frames, mode, total);

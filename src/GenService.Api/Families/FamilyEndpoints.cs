@@ -1,3 +1,5 @@
+using GenService.Api.Security;
+
 namespace GenService.Api.Families;
 
 /// <summary>
@@ -8,11 +10,13 @@ internal static class FamilyEndpoints
 {
     public static IEndpointRouteBuilder MapFamilyEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGanEndpoints();
-        app.MapVaeEndpoints();
-        app.MapFlowEndpoints();
-        app.MapDiffusionEndpoints();
-        app.MapArEndpoints();
+        // One group without a prefix, so that every family route reads the caller's key in one place.
+        RouteGroupBuilder families = app.MapGroup("").RequireAuthorization(CallerPolicies.User);
+        families.MapGanEndpoints();
+        families.MapVaeEndpoints();
+        families.MapFlowEndpoints();
+        families.MapDiffusionEndpoints();
+        families.MapArEndpoints();
         return app;
     }
 }

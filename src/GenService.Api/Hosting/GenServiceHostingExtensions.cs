@@ -5,6 +5,7 @@ using System.Text.Json.Serialization.Metadata;
 using GenService.Api.Contracts;
 using GenService.Api.Errors;
 using GenService.Api.Operations;
+using GenService.Api.Security;
 using GenService.Generation;
 using GenService.Inference;
 using GenService.Inference.Callers;
@@ -74,13 +75,6 @@ internal static class GenServiceHostingExtensions
 
         services.AddOptions<GenServiceApiOptions>()
             .BindConfiguration(GenServiceApiOptions.SectionName)
-            .PostConfigure<IConfiguration>((o, config) =>
-            {
-                if (string.IsNullOrEmpty(o.AdminApiKey))
-                {
-                    o.AdminApiKey = config["GenService:AdminApiKey"];
-                }
-            })
             .ValidateDataAnnotations()
             .ValidateOnStart();
 
@@ -107,7 +101,11 @@ internal static class GenServiceHostingExtensions
             o.OperationFilter<SwaggerExamplesFilter>();
             o.OperationFilter<RequestTimeoutHeaderFilter>();
             o.DocumentFilter<MetricsDocumentFilter>();
+            SwaggerSecurity.AddDefinitions(o);
         });
+
+        services.AddCallerSecurity();
+        services.AddCallerRateLimiting();
 
         PrometheusMeterBridge.SuppressAdapter();
         services.AddHostedService<PrometheusMeterBridge>();
@@ -142,9 +140,14 @@ internal static class GenServiceHostingExtensions
             preserveStaticLogger: true);
     }
 
-    /// <summary>The caller's identity for fairness and limits: its client address ("ip:..."), or "local" in-process.</summary>
+    /// <summary>
+    /// The caller's identity for fairness and limits: "key:&lt;name&gt;" for a caller with a known API key, else its
+    /// client address ("ip:..."), or "local" when the server has none (an in-process test server).
+    /// </summary>
     internal static string CallerOf(HttpContext context) =>
-        context.Connection.RemoteIpAddress is { } address ? "ip:" + address : "local";
+        context.User.Identity is { IsAuthenticated: true, Name: { } key } ? "key:" + key
+        : context.Connection.RemoteIpAddress is { } address ? "ip:" + address
+        : "local";
 
     /// <summary>What a request refused during shutdown is told: retry soon, another replica will take it.</summary>
     private static readonly TimeSpan ShuttingDownRetryAfter = TimeSpan.FromSeconds(1);
@@ -194,7 +197,9 @@ internal static class GenServiceHostingExtensions
             await next(context);
         });
 
-        // The caller (client address until API keys identify it) flows to the batchers and loops for fairness.
+        // Who is asking (the API key, if any), then that caller flows to the batchers and loops (fairness, work
+        // budgets) and partitions the rate limiter; authorization (roles, RequireKey) decides last, per route group.
+        app.UseAuthentication();
         app.Use(async (context, next) =>
         {
             using CallerContext.Scope caller = CallerContext.Enter(CallerOf(context));
@@ -214,6 +219,9 @@ internal static class GenServiceHostingExtensions
             using RequestDeadline.Scope deadline = RequestDeadline.Enter(time.GetUtcNow() + timeout);
             await next(context);
         });
+
+        app.UseRateLimiter();
+        app.UseAuthorization();
         return app;
     }
 

@@ -1,10 +1,10 @@
 using System.Buffers;
 using System.Reflection;
-using System.Security.Cryptography;
 using System.Text;
 using GenService.Api.Errors;
 using GenService.Api.Hosting;
 using GenService.Api.Models;
+using GenService.Api.Security;
 using GenService.Inference;
 using GenService.Inference.Hosting;
 using GenService.Inference.Manifest;
@@ -31,7 +31,8 @@ internal static class KServeEndpoints
 
     public static IEndpointRouteBuilder MapKServeEndpoints(this IEndpointRouteBuilder app)
     {
-        RouteGroupBuilder v2 = app.MapGroup("/v2").WithTags("KServe v2");
+        // Every v2 route reads the caller's key (RequireKey, unknown keys); the probes never do.
+        RouteGroupBuilder v2 = app.MapGroup("/v2").WithTags("KServe v2").RequireAuthorization(CallerPolicies.User);
 
         v2.MapGet("/", ServerMetadata)
             .WithName("V2ServerMetadata")
@@ -41,7 +42,8 @@ internal static class KServeEndpoints
         v2.MapGet("/health/live", Live)
             .WithName("V2Live")
             .WithSummary("Liveness")
-            .WithDescription("200 {\"live\": true} while the process serves HTTP. For the Kubernetes liveness probe.");
+            .WithDescription("200 {\"live\": true} while the process serves HTTP. For the Kubernetes liveness probe.")
+            .AllowAnonymous();
 
         v2.MapGet("/health/ready", Ready)
             .WithName("V2Ready")
@@ -50,7 +52,8 @@ internal static class KServeEndpoints
                 + "is ready or failed) and the server is not shutting down. A broken model, or a model folder added later, "
                 + "never changes it: each model has its own /v2/models/{name}/ready. 503 {\"ready\": false, \"loading\": [...]} "
                 + "during the startup pass; 503 {\"ready\": false, \"reason\": \"the server is shutting down\"} from the "
-                + "moment the server is asked to stop. For the Kubernetes readiness probe.");
+                + "moment the server is asked to stop. For the Kubernetes readiness probe.")
+            .AllowAnonymous();
 
         v2.MapGet("/models/{name}", ModelMetadata)
             .WithName("V2ModelMetadata")
@@ -102,32 +105,34 @@ internal static class KServeEndpoints
 
         RouteGroupBuilder repository = v2.MapGroup("/repository")
             .WithTags("KServe v2 repository (admin)")
-            .AddEndpointFilter(RequireAdminKey);
+            .RequireAuthorization(CallerPolicies.Admin);
 
         repository.MapPost("/index", Index)
             .WithName("V2RepositoryIndex")
             .WithSummary("Rescan the model folder")
             .WithDescription("Loads new model folders, keeps loaded ones, marks vanished ones unloaded, and lists "
                 + "every model with its state (READY, LOADING, UNAVAILABLE) and reason. Body (optional): {\"ready\": true} "
-                + "(or ?ready=true) lists only ready models. Admin: needs `Authorization: Bearer <key>` or `X-Api-Key: <key>` when "
-                + "GenService:Api:AdminApiKey is set (401 otherwise).")
+                + "(or ?ready=true) lists only ready models.")
             .Produces<V2Error>(StatusCodes.Status401Unauthorized)
+            .Produces<V2Error>(StatusCodes.Status403Forbidden)
             .Produces<V2Error>(StatusCodes.Status415UnsupportedMediaType);
 
         repository.MapPost("/models/{model}/load", Load)
             .WithName("V2RepositoryLoad")
             .WithSummary("(Re)load a model")
             .WithDescription("Loads the model folder again (the old version serves until the new one is ready). "
-                + "200 when it is ready; 400 {\"error\"} with the reason when it fails to load. Admin, see index.")
+                + "200 when it is ready; 400 {\"error\"} with the reason when it fails to load.")
             .Produces<V2Error>(StatusCodes.Status401Unauthorized)
+            .Produces<V2Error>(StatusCodes.Status403Forbidden)
             .Produces<V2Error>(StatusCodes.Status400BadRequest)
             .Produces<V2Error>(StatusCodes.Status404NotFound);
 
         repository.MapPost("/models/{model}/unload", Unload)
             .WithName("V2RepositoryUnload")
             .WithSummary("Unload a model")
-            .WithDescription("In-flight requests finish first; afterwards the model answers 503 until loaded again. Admin, see index.")
+            .WithDescription("In-flight requests finish first; afterwards the model answers 503 until loaded again.")
             .Produces<V2Error>(StatusCodes.Status401Unauthorized)
+            .Produces<V2Error>(StatusCodes.Status403Forbidden)
             .Produces<V2Error>(StatusCodes.Status404NotFound);
         return app;
     }
@@ -378,36 +383,5 @@ internal static class KServeEndpoints
         }
 
         static bool IsLowerAlnum(char c) => c is >= 'a' and <= 'z' or >= '0' and <= '9';
-    }
-
-    /// <summary>
-    /// Admin guard for the repository routes: open when GenService:Api:AdminApiKey is empty; otherwise the key
-    /// must come as <c>Authorization: Bearer &lt;key&gt;</c> or <c>X-Api-Key: &lt;key&gt;</c> (compared in fixed time).
-    /// </summary>
-    private static async ValueTask<object?> RequireAdminKey(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
-    {
-        HttpContext http = context.HttpContext;
-        string? key = http.RequestServices.GetRequiredService<IOptions<GenServiceApiOptions>>().Value.AdminApiKey;
-        if (string.IsNullOrEmpty(key))
-        {
-            return await next(context);
-        }
-
-        string? given = http.Request.Headers["X-Api-Key"].FirstOrDefault();
-        string? authorization = http.Request.Headers.Authorization.FirstOrDefault();
-        if (given is null && authorization is not null && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-        {
-            given = authorization["Bearer ".Length..].Trim();
-        }
-
-        if (given is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(given), Encoding.UTF8.GetBytes(key)))
-        {
-            return await next(context);
-        }
-
-        http.Response.Headers.WWWAuthenticate = "Bearer";
-        return TypedResults.Json(
-            new V2Error("The repository routes need the admin key: send 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'."),
-            statusCode: StatusCodes.Status401Unauthorized);
     }
 }

@@ -2,6 +2,7 @@ using GenService.Generation.TextToImage;
 using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Repository;
+using GenService.Api.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace GenService.Api.Models;
@@ -11,7 +12,7 @@ internal static class ModelEndpoints
 {
     public static IEndpointRouteBuilder MapModelEndpoints(this IEndpointRouteBuilder app)
     {
-        RouteGroupBuilder models = app.MapGroup("/v1/models").WithTags("Models");
+        RouteGroupBuilder models = app.MapGroup("/v1/models").WithTags("Models").RequireAuthorization(CallerPolicies.User);
 
         models.MapGet("/", ListModels)
             .WithName("ListModels")

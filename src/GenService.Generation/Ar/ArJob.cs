@@ -1,3 +1,4 @@
+using GenService.Generation.Budgets;
 using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Repository;
@@ -41,6 +42,9 @@ public sealed record ArJob
     internal int? EosTokenId => Manifest.Tokens!.EosTokenId;
 
     public bool IsImage => Manifest.Output.Kind == "image";
+
+    /// <summary>The work this request asks for (count x (prompt + max_new_tokens)), for <see cref="WorkBudget"/>.</summary>
+    public WorkRequest Work => WorkRequest.Ar(Manifest.Name, Count, Prompt.Length, MaxNewTokens);
 
     /// <summary>KV-cache path when the decoder has one; tests turn it off to compare with recomputation.</summary>
     internal bool UseCache { get; init; } = true;

@@ -1,3 +1,4 @@
+using GenService.Generation.Budgets;
 using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Repository;
@@ -10,7 +11,7 @@ namespace GenService.Generation.Ar;
 /// start token and tokens 0..j-1. The decoder sees [start] + tokens[..^1] once (past length 0), so sequences of
 /// one length share one call; no end token is added. Each scored sequence counts one network evaluation.
 /// </summary>
-public sealed class ArLikelihoodScorer(GenerationTelemetry telemetry)
+public sealed class ArLikelihoodScorer(GenerationTelemetry telemetry, WorkBudget? budget = null)
 {
     /// <summary>Scores <paramref name="sequences"/> (the field <c>sequences</c>) from the start token of <paramref name="classLabel"/> (else bos).</summary>
     public async Task<(List<ArSequenceScore> Results, InferenceTimings Timings)> ScoreAsync(
@@ -42,6 +43,7 @@ public sealed class ArLikelihoodScorer(GenerationTelemetry telemetry)
             }
         }
 
+        using WorkBudget.Lease? work = budget?.Admit(WorkRequest.Scored(manifest.Name, parsed.Length, parsed.Sum(p => (long)p.Length)));
         var results = new ArSequenceScore[parsed.Length];
         var timings = new InferenceTimings();
         int vocab = tokens.VocabSize;

@@ -1,3 +1,4 @@
+using GenService.Generation.Budgets;
 using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Repository;
@@ -65,6 +66,9 @@ public sealed class DiffusionJob
     internal int StartStep { get; init; }
 
     internal int Intermediates { get; init; }
+
+    /// <summary>The work this request asks for (count x steps x output pixels), for <see cref="WorkBudget"/>.</summary>
+    public WorkRequest Work => WorkRequest.Diffusion(Manifest.Name, Count, Sampler.Timesteps.Count, OutputShape, Text is not null);
 
     /// <summary>Steps this request runs (N - start).</summary>
     public int StepsToRun => Sampler.Timesteps.Count - StartStep;

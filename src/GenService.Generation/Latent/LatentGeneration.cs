@@ -1,3 +1,4 @@
+using GenService.Generation.Budgets;
 using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Repository;
@@ -21,10 +22,17 @@ namespace GenService.Generation.Latent;
 ///   interpolations   ends (seed | latent | input ──► encoder) ──► slerp/lerp frames ──► decoder
 /// </code>
 /// </summary>
-public sealed class LatentGeneration(GenerationTelemetry telemetry)
+public sealed class LatentGeneration(GenerationTelemetry telemetry, WorkBudget? budget = null)
 {
     /// <summary>Default sampling temperature of flows: the usual reduced-temperature sampling (Glow, Kingma 2018).</summary>
     public const float FlowTemperature = 0.8f;
+
+    /// <summary>
+    /// Holds the request's work (rows x output pixels) for its caller until the request's graph calls are done;
+    /// a 400 past the per-request budget, a 429 past the caller's (<see cref="WorkBudget"/>).
+    /// </summary>
+    private WorkBudget.Lease? Admit(ModelManifest manifest, int rows, string field) =>
+        budget?.Admit(WorkRequest.OneShot(manifest.Name, rows, manifest.Output.Shape, field));
 
     /// <summary>POST /v1/gan/{model}/samples.</summary>
     public async Task<GeneratedSamples> GanSamplesAsync(ILoadedModel model, GanParameters request, int maxCount, CancellationToken ct)
@@ -35,6 +43,7 @@ public sealed class LatentGeneration(GenerationTelemetry telemetry)
         float? truncation = request.Truncation is null ? null : Validate.Range(request.Truncation, 1f, 0f, 1f, "truncation", minExclusive: true);
         Action<NoiseStream, Span<float>>? draw = truncation is null ? null : static (stream, span) => stream.FillTruncatedNormal(span, 2f);
         var plan = SamplePlan.Create(request, manifest, Elements(latentShape), maxCount, draw);
+        using WorkBudget.Lease? work = Admit(manifest, plan.Count, "count");
         return await SampleAsync(generator, manifest, plan, Interpolation.Scale(plan.Latents, truncation ?? 1f), latentShape, ct);
     }
 
@@ -46,6 +55,7 @@ public sealed class LatentGeneration(GenerationTelemetry telemetry)
         int[] latentShape = manifest.LatentShape ?? [];
         float temperature = Validate.Range(request.Temperature, 1f, 0f, 10f, "temperature");
         var plan = SamplePlan.Create(request, manifest, Elements(latentShape), maxCount);
+        using WorkBudget.Lease? work = Admit(manifest, plan.Count, "count");
         return await SampleAsync(decoder, manifest, plan, Interpolation.Scale(plan.Latents, temperature), latentShape, ct);
     }
 
@@ -56,6 +66,7 @@ public sealed class LatentGeneration(GenerationTelemetry telemetry)
         IGraphRunner inverse = FamilyModels.RequireGraph(model, "inverse", "samples");
         float temperature = Validate.Range(request.Temperature, FlowTemperature, 0f, 10f, "temperature");
         var plan = SamplePlan.Create(request, manifest, manifest.SampleElements, maxCount);
+        using WorkBudget.Lease? work = Admit(manifest, plan.Count, "count");
         return await SampleAsync(inverse, manifest, plan, Interpolation.Scale(plan.Latents, temperature), FlowLatentShape(manifest), ct);
     }
 
@@ -63,6 +74,7 @@ public sealed class LatentGeneration(GenerationTelemetry telemetry)
     public async Task<VaeEncodings> VaeEncodeAsync(ILoadedModel model, float[][] inputs, int? classLabel, CancellationToken ct)
     {
         IGraphRunner encoder = FamilyModels.RequireGraph(model, "encoder", "encode");
+        using WorkBudget.Lease? work = Admit(model.Manifest, inputs.Length, "inputs");
         int[]? labels = InputLabels(classLabel, model.Manifest, inputs.Length);
         var timings = new InferenceTimings();
         (float[][] mean, float[][] logVar) = await EncodeVaeAsync(encoder, model.Manifest, inputs, labels, timings, ct);
@@ -78,6 +90,7 @@ public sealed class LatentGeneration(GenerationTelemetry telemetry)
         ModelManifest manifest = model.Manifest;
         IGraphRunner encoder = FamilyModels.RequireGraph(model, "encoder", "reconstruct");
         IGraphRunner decoder = FamilyModels.RequireGraph(model, "decoder", "reconstruct");
+        using WorkBudget.Lease? work = Admit(manifest, inputs.Length, "inputs");
         int[]? labels = InputLabels(classLabel, manifest, inputs.Length);
         var timings = new InferenceTimings();
         (float[][] mean, float[][] logVar) = await EncodeVaeAsync(encoder, manifest, inputs, labels, timings, ct);
@@ -105,6 +118,7 @@ public sealed class LatentGeneration(GenerationTelemetry telemetry)
     /// <summary>POST /v1/flow/{model}/encode: z = f(x) and log |det df/dx| per input.</summary>
     public async Task<FlowEncodings> FlowEncodeAsync(ILoadedModel model, float[][] inputs, int? classLabel, CancellationToken ct)
     {
+        using WorkBudget.Lease? work = Admit(model.Manifest, inputs.Length, "inputs");
         (float[][] latents, double[] logDet, InferenceTimings timings) = await ForwardAsync(model, inputs, classLabel, "encode", ct);
         return new FlowEncodings(latents, logDet, timings);
     }
@@ -115,6 +129,7 @@ public sealed class LatentGeneration(GenerationTelemetry telemetry)
     /// </summary>
     public async Task<FlowLikelihoods> FlowLogLikelihoodAsync(ILoadedModel model, float[][] inputs, int? classLabel, CancellationToken ct)
     {
+        using WorkBudget.Lease? work = Admit(model.Manifest, inputs.Length, "inputs");
         (float[][] latents, double[] logDet, InferenceTimings timings) = await ForwardAsync(model, inputs, classLabel, "log-likelihood", ct);
         ModelManifest manifest = model.Manifest;
         var logProb = new double[latents.Length];
@@ -152,6 +167,7 @@ public sealed class LatentGeneration(GenerationTelemetry telemetry)
         }
 
         float temperature = Validate.Range(request.Temperature, 1f, 0f, 10f, "temperature");
+        using WorkBudget.Lease? work = Admit(manifest, frames, "frames");
         (int[]? labels, int?[] reported) = SamplePlan.FrameLabels(request.ClassLabel, manifest, frames, request.From?.Seed ?? 0);
         var timings = new InferenceTimings();
         Func<float[], Task<float[]>>? encode = encoder is null ? null : async sample =>

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
+using GenService.Generation.Budgets;
 using GenService.Generation.Diffusion;
 using GenService.Inference;
 using GenService.Inference.Manifest;
@@ -36,13 +37,15 @@ public sealed class TextToImagePipeline : IModelLoadCheck
     private readonly TextToImageOptions _options;
     private readonly PromptEmbeddingCache _cache;
     private readonly ConditionalWeakTable<ModelManifest, ClipTokenizer> _tokenizers = [];
+    private readonly WorkBudget? _budget;
 
     /// <summary>An id per loaded model version: the prompt cache's key, so a reloaded model never sees the old states.</summary>
     private readonly ConditionalWeakTable<ILoadedModel, string> _versions = [];
 
-    public TextToImagePipeline(IDiffusionLoop loop, IOptions<TextToImageOptions> options, IMeterFactory? meterFactory = null)
+    public TextToImagePipeline(IDiffusionLoop loop, IOptions<TextToImageOptions> options, IMeterFactory? meterFactory = null, WorkBudget? budget = null)
     {
         _loop = loop;
+        _budget = budget;
         _options = options.Value;
         _cache = new PromptEmbeddingCache(_options.PromptCacheSize, meterFactory);
     }
@@ -103,6 +106,9 @@ public sealed class TextToImagePipeline : IModelLoadCheck
         int[] imageShape = [manifest.Output.Shape[0], height, width];
         int latentElements = latentShape[0] * latentShape[1] * latentShape[2];
         var plan = SamplePlan.Create(request, manifest, latentElements, maxCount);
+
+        // The budget's 400 comes before the text encoder runs (the caller's share is taken when the job is admitted).
+        _budget?.Check(WorkRequest.Diffusion(manifest.Name, plan.Count, sampler.Timesteps.Count, imageShape, sized: true));
 
         ClipTokenizer tokenizer = Tokenizer(manifest);
         int[] promptIds = tokenizer.Encode(request.Prompt ?? "");

@@ -1,4 +1,5 @@
 using GenService.Inference;
+using GenService.Inference.Callers;
 using GenService.Inference.Manifest;
 using GenService.Inference.Repository;
 using GenService.Inference.Runtime;
@@ -22,6 +23,7 @@ namespace GenService.Api.Tests.Infrastructure;
 ///   slow.generator  Ready    throws DeadlineExceededException
 ///   loading         Loading  (no version serving yet)
 ///   broken          Failed   "generator.onnx: not an ONNX file"
+///   gated.generator Ready    latent FP32 [-1,2] -> sample = latent, after <see cref="FakeModelRepository.Gate"/> opens (a request held in flight)
 /// </code>
 /// </summary>
 public sealed class FakeServiceFactory : WebApplicationFactory<Program>
@@ -36,6 +38,9 @@ public sealed class FakeServiceFactory : WebApplicationFactory<Program>
     public FakeServiceFactory(Dictionary<string, string?> settings) => _settings = settings;
 
     public FakeModelRepository Repository { get; } = new();
+
+    /// <summary>The client address of every request (<see cref="ClientAddress"/>); loopback by default.</summary>
+    public System.Net.IPAddress RemoteAddress { get; init; } = System.Net.IPAddress.Loopback;
 
     public override async ValueTask DisposeAsync()
     {
@@ -66,6 +71,7 @@ public sealed class FakeServiceFactory : WebApplicationFactory<Program>
         {
             services.AddSingleton<IModelRepository>(Repository);
             services.AddTransient<IStartupFilter, ThrowingRoutes>();
+            services.AddSingleton<IStartupFilter>(new ClientAddress(RemoteAddress));
         });
     }
 }
@@ -112,12 +118,20 @@ public sealed class FakeModelRepository : IModelRepository
             Echo));
         Add("full", ModelState.Ready, Throwing("full", new QueueFullException("full.generator", 8, TimeSpan.FromSeconds(2))));
         Add("slow", ModelState.Ready, Throwing("slow", new DeadlineExceededException("slow.generator", TimeSpan.FromMilliseconds(100))));
+        Add("gated", ModelState.Ready, new FakeGraph("gated", "generator", [new TensorSpec("latent", "latent", TensorElementType.Float32, [-1, 2])], [new TensorSpec("sample", "sample", TensorElementType.Float32, [-1, 2])],
+            r => new Dictionary<string, Tensor> { ["sample"] = r.Inputs["latent"] }, Gate));
         Add("loading", ModelState.Loading, null);
         Add("broken", ModelState.Failed, null, "generator.onnx: not an ONNX file");
     }
 
     /// <summary>Every request the runners received, in order.</summary>
     public List<InferenceRequest> Received { get; } = [];
+
+    /// <summary>The caller (<see cref="CallerContext.Current"/>) of each request in <see cref="Received"/>.</summary>
+    public List<string> Callers { get; } = [];
+
+    /// <summary>Holds every call of gated.generator until the test opens it.</summary>
+    public CallGate Gate { get; } = new();
 
     private static TensorSpec Spec(string name, TensorElementType type, params long[] dims) => new(name, null, type, dims);
 
@@ -190,7 +204,7 @@ public sealed class FakeModelRepository : IModelRepository
         public IGraphRunner? Graph(string role) => Graphs.GetValueOrDefault(role);
     }
 
-    private sealed class FakeGraph(string model, string role, TensorSpec[] inputs, TensorSpec[] outputs, Func<InferenceRequest, Dictionary<string, Tensor>> run) : IGraphRunner
+    private sealed class FakeGraph(string model, string role, TensorSpec[] inputs, TensorSpec[] outputs, Func<InferenceRequest, Dictionary<string, Tensor>> run, CallGate? gate = null) : IGraphRunner
     {
         private FakeModelRepository? _owner;
 
@@ -206,22 +220,47 @@ public sealed class FakeModelRepository : IModelRepository
 
         public void Attach(FakeModelRepository owner) => _owner = owner;
 
-        public ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+        public async ValueTask<InferenceResult> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
         {
             lock (_owner!.Received)
             {
                 _owner.Received.Add(request);
+                _owner.Callers.Add(CallerContext.Current);
+            }
+
+            if (gate is not null)
+            {
+                await gate.PassAsync(cancellationToken);
             }
 
             Dictionary<string, Tensor> all = run(request);
             Dictionary<string, Tensor> wanted = request.Outputs is null ? all : request.Outputs.ToDictionary(n => n, n => all[n]);
-            return ValueTask.FromResult(new InferenceResult
+            return new InferenceResult
             {
                 Outputs = wanted,
                 QueueTime = TimeSpan.FromMilliseconds(0.25),
                 ComputeTime = TimeSpan.FromMilliseconds(1.5),
                 BatchSize = request.Inputs.Values.First().Rows,
-            });
+            };
         }
+    }
+}
+
+/// <summary>A gate for fake graph calls: <see cref="Entered"/> completes when the first call arrives; calls wait until <see cref="Open"/>.</summary>
+public sealed class CallGate
+{
+    private readonly TaskCompletionSource _entered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _open = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once a call is waiting at (or has passed) the gate.</summary>
+    public Task Entered => _entered.Task;
+
+    /// <summary>Lets every call through, now and from now on.</summary>
+    public void Open() => _open.TrySetResult();
+
+    internal async Task PassAsync(CancellationToken cancellationToken)
+    {
+        _entered.TrySetResult();
+        await _open.Task.WaitAsync(cancellationToken);
     }
 }

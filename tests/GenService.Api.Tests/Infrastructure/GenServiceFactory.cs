@@ -40,7 +40,7 @@ public sealed class GenServiceFactory : WebApplicationFactory<Program>, IAsyncLi
     }
 
     /// <param name="modelRepository">The model folder to serve.</param>
-    /// <param name="settings">Extra configuration, e.g. ["GenService:Api:AdminApiKey"] = "secret".</param>
+    /// <param name="settings">Extra configuration, e.g. ["GenService:Auth:RequireKey"] = "true".</param>
     internal GenServiceFactory(string modelRepository, IReadOnlyDictionary<string, string?>? settings = null)
     {
         ModelRepository = modelRepository;
@@ -59,6 +59,9 @@ public sealed class GenServiceFactory : WebApplicationFactory<Program>, IAsyncLi
         {
             builder.UseSetting(key, value);
         }
+
+        // Requests come from 127.0.0.1 (ClientAddress): the repository routes answer loopback callers without an admin key.
+        builder.ConfigureServices(services => services.AddSingleton<IStartupFilter>(new ClientAddress(System.Net.IPAddress.Loopback)));
     }
 
     public async ValueTask InitializeAsync()

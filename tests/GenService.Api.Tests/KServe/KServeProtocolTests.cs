@@ -276,10 +276,15 @@ public sealed class KServeProtocolTests : IAsyncLifetime
     }
 }
 
-/// <summary>The admin key on the repository routes.</summary>
+/// <summary>The admin key on the repository routes (GenService:Auth:Keys, stored as SHA-256; was the plaintext AdminApiKey).</summary>
 public sealed class AdminKeyTests : IAsyncLifetime
 {
-    private readonly FakeServiceFactory _factory = new(new() { ["GenService:Api:AdminApiKey"] = "s3cret" });
+    private readonly FakeServiceFactory _factory = new(new()
+    {
+        ["GenService:Auth:Keys:0:Name"] = "ops",
+        ["GenService:Auth:Keys:0:Sha256"] = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData("s3cret"u8)),
+        ["GenService:Auth:Keys:0:Role"] = "admin",
+    });
 
     public ValueTask InitializeAsync() => ValueTask.CompletedTask;
 
@@ -305,10 +310,10 @@ public sealed class AdminKeyTests : IAsyncLifetime
         if (expected == HttpStatusCode.Unauthorized)
         {
             string body = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
-            Assert.Contains("admin key", JsonDocument.Parse(body).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+            Assert.Contains("key", JsonDocument.Parse(body).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
         }
 
-        // The key guards only the repository: inference stays open.
+        // Without RequireKey, inference and reads stay open to anonymous callers.
         using HttpResponseMessage meta = await client.GetAsync("/v2/models/fake.echo", TestContext.Current.CancellationToken);
         Assert.Equal(HttpStatusCode.OK, meta.StatusCode);
     }

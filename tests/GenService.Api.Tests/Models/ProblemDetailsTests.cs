@@ -82,7 +82,7 @@ public sealed class ProblemDetailsTests : IAsyncLifetime
         JsonElement list = await client.GetFromJsonAsync<JsonElement>("/v1/models", Ct);
         Dictionary<string, JsonElement> models = list.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("name").GetString()!);
 
-        Assert.Equal(["broken", "fake", "full", "loading", "slow"], models.Keys);
+        Assert.Equal(["broken", "fake", "full", "gated", "loading", "slow"], models.Keys);
         Assert.True(models["fake"].GetProperty("ready").GetBoolean());
         Assert.False(models["broken"].GetProperty("ready").GetBoolean());
         Assert.Equal("failed", models["broken"].GetProperty("state").GetString());
