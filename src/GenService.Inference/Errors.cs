@@ -36,6 +36,17 @@ public sealed class QueueFullException(string graph, int capacity, TimeSpan retr
     public TimeSpan RetryAfter { get; } = retryAfter;
 }
 
+/// <summary>
+/// The caller's own earlier requests are queued for longer than this request's deadline allows (load shedding in the
+/// iteration loops): refused at once instead of timing out later. 429 with Retry-After.
+/// </summary>
+public sealed class CallerBacklogException(string graph, TimeSpan wait, TimeSpan deadline, TimeSpan retryAfter)
+    : GenServiceException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"Your earlier requests to '{graph}' would hold this one for about {wait.TotalSeconds:0.#} s before it starts (at the rate you are being served), too long for its deadline of {deadline.TotalSeconds:0.#} s; retry after {Math.Ceiling(Math.Max(1, retryAfter.TotalSeconds))} s, or send fewer requests at once."))
+{
+    public TimeSpan RetryAfter { get; } = retryAfter < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : retryAfter;
+}
+
 /// <summary>The request's deadline passed before it could be computed. 504.</summary>
 public sealed class DeadlineExceededException(string graph, TimeSpan deadline)
     : GenServiceException($"The request to '{graph}' did not finish within its deadline of {deadline.TotalMilliseconds:0} ms.");

@@ -28,5 +28,5 @@ internal sealed class ArLoopRegistry(IOptions<ArLoopOptions> options, IMeterFact
     /// <summary>The loop of the job's decoder, created on first use.</summary>
     public ArIterationLoop For(ArJob job)
         => LoopOf(job.Decoder.Runner, forget => new ArIterationLoop(job.Decoder, job.Manifest.Name, job.Manifest.Tokens!.MaxLength,
-            _options.MaxRowsPerIteration, _options.MaxQueuedSequences, Metrics, Telemetry, Time, LoggerFactory.CreateLogger<ArIterationLoop>(), forget) { Deadline = _deadline });
+            _options.MaxRowsPerIteration, _options.MaxQueuedSequences, Metrics, Telemetry, Time, LoggerFactory.CreateLogger<ArIterationLoop>(), forget) { Deadline = _deadline, ShedWaitFraction = _options.ShedWaitFraction });
 }

@@ -20,5 +20,5 @@ internal sealed class DiffusionLoopRegistry(IOptions<DiffusionLoopOptions> optio
     /// <summary>The loop of the job's denoiser, created on first use.</summary>
     public DiffusionIterationLoop For(DiffusionJob job)
         => LoopOf(job.Denoiser, forget => new DiffusionIterationLoop(job.Denoiser, job.Manifest, _options.MaxRowsPerIteration,
-            _options.MaxQueuedSamples, Metrics, Telemetry, Time, LoggerFactory.CreateLogger<DiffusionIterationLoop>(), forget) { Deadline = _deadline });
+            _options.MaxQueuedSamples, Metrics, Telemetry, Time, LoggerFactory.CreateLogger<DiffusionIterationLoop>(), forget) { Deadline = _deadline, ShedWaitFraction = _options.ShedWaitFraction });
 }

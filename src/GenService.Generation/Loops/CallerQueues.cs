@@ -12,20 +12,37 @@ namespace GenService.Generation.Loops;
 /// the turns. So with k callers waiting, a caller's next item is among the next k items admitted, however many
 /// requests the others have queued; within a caller, requests keep their order. Not thread-safe: the loop's lock
 /// guards it.
+/// <para>
+/// While a caller has requests waiting, the queue also measures how fast that caller's items are admitted (its share of
+/// the loop, whatever the other callers do), so <see cref="EstimatedWait"/> can say how long its next request would
+/// wait: the loop refuses a request that could not start before half its deadline instead of letting it time out.
+/// </para>
 /// </summary>
 /// <typeparam name="T">The loop's request type.</typeparam>
 internal sealed class CallerQueues<T>
     where T : class
 {
+    /// <summary>Admissions a caller's rate is measured over (the last ones of its current backlog).</summary>
+    internal const int RateWindow = 32;
+
+    /// <summary>Admissions needed before <see cref="EstimatedWait"/> trusts the rate.</summary>
+    internal const int MinRateSamples = 8;
+
     private readonly Dictionary<string, CallerQueue> _byCaller = new(StringComparer.Ordinal);
     private readonly LinkedList<CallerQueue> _turns = new();
+    private readonly TimeProvider _time;
+
+    public CallerQueues(TimeProvider time) => _time = time;
 
     /// <summary>Callers with at least one waiting request.</summary>
     public int Callers => _turns.Count;
 
-    /// <summary>Queues <paramref name="request"/> last among <paramref name="caller"/>'s; a caller new to the turns comes last.</summary>
+    /// <summary>
+    /// Queues <paramref name="request"/> (<paramref name="items"/> items to admit) last among <paramref name="caller"/>'s;
+    /// a caller new to the turns comes last.
+    /// </summary>
     /// <returns>The request's node, for <see cref="Remove"/>.</returns>
-    public LinkedListNode<T> Enqueue(string caller, T request)
+    public LinkedListNode<T> Enqueue(string caller, T request, int items)
     {
         if (!_byCaller.TryGetValue(caller, out CallerQueue? queue))
         {
@@ -34,7 +51,33 @@ internal sealed class CallerQueues<T>
             queue.Turn = _turns.AddLast(queue);
         }
 
+        queue.WaitingItems += items;
         return queue.Requests.AddLast(request);
+    }
+
+    /// <summary>
+    /// How long a new request of <paramref name="caller"/> would wait before its first item is admitted: the caller's
+    /// waiting items times the interval between its recent admissions. Zero when it has nothing waiting; null while
+    /// the rate is not yet measured (fewer than <see cref="MinRateSamples"/> admissions in this backlog).
+    /// </summary>
+    public TimeSpan? EstimatedWait(string caller)
+    {
+        if (!_byCaller.TryGetValue(caller, out CallerQueue? queue))
+        {
+            return TimeSpan.Zero;
+        }
+
+        if (queue.Samples < MinRateSamples)
+        {
+            return null;
+        }
+
+        // The ring holds the last min(Samples, RateWindow) admissions; the oldest is the next slot once it is full.
+        int kept = Math.Min(queue.Samples, RateWindow);
+        long first = queue.AdmittedAt[queue.Samples >= RateWindow ? queue.Samples % RateWindow : 0];
+        long last = queue.AdmittedAt[(queue.Samples - 1) % RateWindow];
+        int intervals = kept - 1;
+        return _time.GetElapsedTime(first, last) / intervals * queue.WaitingItems;
     }
 
     /// <summary>The head request of the caller whose turn it is, or null when nothing waits.</summary>
@@ -44,9 +87,12 @@ internal sealed class CallerQueues<T>
     /// The caller whose turn it was had one item admitted: it goes to the back of the turns, and
     /// <paramref name="requestDone"/> (its head request is now fully admitted) takes that request out.
     /// </summary>
-    public void Served(bool requestDone)
+    public void Served(bool requestDone, long now)
     {
         CallerQueue queue = _turns.First!.Value;
+        queue.WaitingItems--;
+        queue.AdmittedAt[queue.Samples % RateWindow] = now;
+        queue.Samples++;
         if (requestDone)
         {
             queue.Requests.RemoveFirst();
@@ -63,8 +109,11 @@ internal sealed class CallerQueues<T>
         }
     }
 
-    /// <summary>Takes a waiting request out (cancelled, failed, past its deadline); its caller keeps its turn otherwise.</summary>
-    public void Remove(string caller, LinkedListNode<T> node)
+    /// <summary>
+    /// Takes a waiting request out (cancelled, failed, past its deadline) with its <paramref name="items"/> not yet
+    /// admitted; its caller keeps its turn otherwise.
+    /// </summary>
+    public void Remove(string caller, LinkedListNode<T> node, int items)
     {
         if (node.List is null || !_byCaller.TryGetValue(caller, out CallerQueue? queue) || node.List != queue.Requests)
         {
@@ -72,6 +121,7 @@ internal sealed class CallerQueues<T>
         }
 
         queue.Requests.Remove(node);
+        queue.WaitingItems -= items;
         if (queue.Requests.Count == 0)
         {
             _turns.Remove(queue.Turn!);
@@ -86,5 +136,14 @@ internal sealed class CallerQueues<T>
         public LinkedList<T> Requests { get; } = new();
 
         public LinkedListNode<CallerQueue>? Turn { get; set; }
+
+        /// <summary>Items of its waiting requests not yet admitted.</summary>
+        public int WaitingItems { get; set; }
+
+        /// <summary>Timestamps of its last <see cref="RateWindow"/> admissions (a ring), since it started waiting.</summary>
+        public long[] AdmittedAt { get; } = new long[RateWindow];
+
+        /// <summary>Admissions since it started waiting.</summary>
+        public int Samples { get; set; }
     }
 }

@@ -93,7 +93,7 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
     private static readonly Dictionary<string, Tensor> NoOutputs = [];
 
     private readonly Lock _lock = new();
-    private readonly CallerQueues<IterationRequest<TItem, TEvent>> _waiting = new();
+    private readonly CallerQueues<IterationRequest<TItem, TEvent>> _waiting;
     private readonly List<TItem> _active = [];
     private readonly HashSet<TRequest> _requests = [];
     private readonly TaskCompletionSource _closedForGood = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -111,6 +111,7 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
         RowCap = rowCap;
         _maxQueuedItems = maxQueuedItems;
         Time = time;
+        _waiting = new(time);
         Telemetry = telemetry;
     }
 
@@ -122,6 +123,14 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
     /// less (<see cref="RequestDeadline"/>), never more.
     /// </summary>
     public TimeSpan Deadline { get; init; } = DefaultDeadline;
+
+    /// <summary>
+    /// Load shedding: a request whose caller's own waiting items would take longer than this fraction of its deadline
+    /// to be admitted (at the rate that caller is being served, <see cref="CallerQueues{T}.EstimatedWait"/>) is refused
+    /// at once with 429 and Retry-After instead of timing out later; the rest of the deadline is for computing it.
+    /// 0 turns it off (<c>GenService:{Diffusion,Ar}:ShedWaitFraction</c>).
+    /// </summary>
+    public double ShedWaitFraction { get; init; } = LoopOptions.DefaultShedWaitFraction;
 
     public abstract IGraphRunner Graph { get; }
 
@@ -244,7 +253,13 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
                 throw new QueueFullException($"{Graph.V2Name} (iteration loop)", _maxQueuedItems, TimeSpan.FromSeconds(1));
             }
 
-            request.Node = _waiting.Enqueue(request.Caller, request);
+            if (ShedWaitFraction > 0 && _waiting.EstimatedWait(request.Caller) is { } wait && wait > request.Deadline * ShedWaitFraction)
+            {
+                Telemetry.Rejected(ModelName, Graph.Role, "backlog");
+                throw new CallerBacklogException($"{Graph.V2Name} (iteration loop)", wait, request.Deadline, wait - (request.Deadline * ShedWaitFraction));
+            }
+
+            request.Node = _waiting.Enqueue(request.Caller, request, count);
             _requests.Add(request);
             _queuedItems += count;
             if (!_looping)
@@ -320,7 +335,7 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
             request.Ended = true;
             if (request.Node?.List is not null)
             {
-                _waiting.Remove(request.Caller, request.Node);
+                _waiting.Remove(request.Caller, request.Node, request.Items.Length - request.Admitted);
                 _queuedItems -= request.Items.Length - request.Admitted;
             }
 
@@ -445,7 +460,7 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
             _activeRows += RowsOf(s);
             r.Admitted++;
             _queuedItems--;
-            _waiting.Served(requestDone: r.Admitted == r.Items.Length);
+            _waiting.Served(requestDone: r.Admitted == r.Items.Length, now);
         }
     }
 

@@ -28,6 +28,17 @@ public abstract class LoopOptions
     [Range(0, int.MaxValue)]
     public int DeadlineMs { get; set; }
 
+    /// <summary>Default of <see cref="ShedWaitFraction"/>.</summary>
+    internal const double DefaultShedWaitFraction = 0.5;
+
+    /// <summary>
+    /// Load shedding: a request is refused at once (429 + Retry-After) when its caller's own waiting requests would
+    /// take longer than this fraction of its deadline to start, at the rate that caller is being served, instead of
+    /// waiting to time out with a 504. 0 = off (requests queue until <c>MaxQueued*</c> and time out at the deadline).
+    /// </summary>
+    [Range(0.0, 1.0)]
+    public double ShedWaitFraction { get; set; } = DefaultShedWaitFraction;
+
     /// <summary>The loops' deadline: <see cref="DeadlineMs"/>, else <paramref name="defaultDeadlineMs"/>.</summary>
     internal TimeSpan DeadlineOr(int defaultDeadlineMs) => TimeSpan.FromMilliseconds(DeadlineMs > 0 ? DeadlineMs : defaultDeadlineMs);
 }

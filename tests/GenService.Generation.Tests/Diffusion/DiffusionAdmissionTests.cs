@@ -235,4 +235,39 @@ public sealed class DiffusionAdmissionTests : IDisposable
         await Task.WhenAll(head, waiting);
         Assert.Equal(0, _counters.Cancelled);
     }
+
+    [Fact]
+    public async Task A_callers_request_that_its_own_backlog_would_hold_past_half_its_deadline_is_shed_while_another_caller_gets_in()
+    {
+        // One row per iteration, one step per sample, a 20 s deadline; the fake clock moves 1 s per iteration, so the
+        // heavy caller is served one item per second. After 11 admissions 29 of its 40 samples still wait: about 29 s,
+        // more than half the deadline, so its next request is refused at once (429 + Retry-After) instead of timing out.
+        var time = new FakeTimeProvider();
+        var denoiser = new ScriptedDenoiser(maxBatchSize: 8, gated: true);
+        using DiffusionIterationLoop loop = Loop(denoiser, maxRows: 1, time: time, deadline: TimeSpan.FromSeconds(20));
+        List<Task<DiffusionCompleted>> heavy = [.. Enumerable.Range(0, 40).Select(i => RunAs("key:heavy", loop, denoiser.Job(Body((ulong)i, 1, 1, 0))))];
+        await denoiser.WhenEntered(1);
+        for (int k = 1; k <= 10; k++)
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+            denoiser.Release(1);
+            await denoiser.WhenEntered(k + 1);
+        }
+
+        CallerBacklogException shed = await Assert.ThrowsAsync<CallerBacklogException>(() => RunAs("key:heavy", loop, denoiser.Job(Body(100, 1, 1, 0))));
+        Assert.Equal(TimeSpan.FromSeconds(29 - 10), shed.RetryAfter);   // the estimated wait past half the deadline
+        Assert.Contains("29 s", shed.Message, StringComparison.Ordinal);
+        Assert.Equal(1, _counters.Rejected("backlog"));
+
+        // The light caller has no backlog of its own: it is admitted (and, round-robin, runs within two iterations).
+        Task<DiffusionCompleted> light = RunAs("key:light", loop, denoiser.Job(Body(99, 1, 1, 3)));
+        Assert.Equal(31, loop.ActiveRequests);   // 30 heavy (one in the held call) and the light one
+        denoiser.Open();
+        await light;
+        await Task.WhenAll(heavy);
+        Assert.Equal(1, _counters.Rejected("backlog"));
+        Assert.Equal(0, _counters.Rejected("deadline"));
+        int lightCall = Array.FindIndex(denoiser.CallsSnapshot(), c => c.Labels.Contains(3L));
+        Assert.InRange(lightCall, 11, 12);
+    }
 }
