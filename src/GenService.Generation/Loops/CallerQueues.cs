@@ -22,8 +22,17 @@ namespace GenService.Generation.Loops;
 internal sealed class CallerQueues<T>
     where T : class
 {
-    /// <summary>Admissions a caller's rate is measured over (the last ones of its current backlog).</summary>
-    internal const int RateWindow = 32;
+    /// <summary>Admission times kept per waiting caller (a ring; enough for every admission of <see cref="RateSpan"/>).</summary>
+    internal const int RateWindow = 1024;
+
+    /// <summary>
+    /// How far back a caller's admission rate is measured: admissions come in clumps (items that started together end
+    /// together and free their rows together), so the rate is counted over seconds, never between two admissions.
+    /// </summary>
+    internal static readonly TimeSpan RateSpan = TimeSpan.FromSeconds(5);
+
+    /// <summary>The shortest span a rate is divided by: a clump just admitted is not an infinite rate.</summary>
+    internal static readonly TimeSpan MinRateSpan = TimeSpan.FromSeconds(1);
 
     /// <summary>Admissions needed before <see cref="EstimatedWait"/> trusts the rate.</summary>
     internal const int MinRateSamples = 8;
@@ -46,7 +55,7 @@ internal sealed class CallerQueues<T>
     {
         if (!_byCaller.TryGetValue(caller, out CallerQueue? queue))
         {
-            queue = new CallerQueue(caller);
+            queue = new CallerQueue(caller, _time.GetTimestamp());
             _byCaller.Add(caller, queue);
             queue.Turn = _turns.AddLast(queue);
         }
@@ -57,8 +66,9 @@ internal sealed class CallerQueues<T>
 
     /// <summary>
     /// How long a new request of <paramref name="caller"/> would wait before its first item is admitted: the caller's
-    /// waiting items times the interval between its recent admissions. Zero when it has nothing waiting; null while
-    /// the rate is not yet measured (fewer than <see cref="MinRateSamples"/> admissions in this backlog).
+    /// waiting items divided by its admission rate, the admissions of the last <see cref="RateSpan"/> (of its current
+    /// backlog) over that span (at least <see cref="MinRateSpan"/>). Zero when it has nothing waiting; null while the
+    /// rate is not yet measured (fewer than <see cref="MinRateSamples"/> admissions in this backlog).
     /// </summary>
     public TimeSpan? EstimatedWait(string caller)
     {
@@ -72,12 +82,30 @@ internal sealed class CallerQueues<T>
             return null;
         }
 
-        // The ring holds the last min(Samples, RateWindow) admissions; the oldest is the next slot once it is full.
+        // The window: the last RateSpan of this backlog, or the whole ring when even that is full of recent admissions.
+        long now = _time.GetTimestamp();
+        long since = Math.Max(queue.WaitingSince, now - (long)(RateSpan.TotalSeconds * _time.TimestampFrequency));
         int kept = Math.Min(queue.Samples, RateWindow);
-        long first = queue.AdmittedAt[queue.Samples >= RateWindow ? queue.Samples % RateWindow : 0];
-        long last = queue.AdmittedAt[(queue.Samples - 1) % RateWindow];
-        int intervals = kept - 1;
-        return _time.GetElapsedTime(first, last) / intervals * queue.WaitingItems;
+        int recent = 0;
+        while (recent < kept && queue.AdmittedAt[(queue.Samples - 1 - recent) % RateWindow] > since)
+        {
+            recent++;
+        }
+
+        if (recent == RateWindow)
+        {
+            since = queue.AdmittedAt[queue.Samples % RateWindow];
+            recent--;
+        }
+
+        TimeSpan span = _time.GetElapsedTime(since, now);
+        if (span < MinRateSpan)
+        {
+            span = MinRateSpan;
+        }
+
+        // No admission for RateSpan while waiting: the rate is at most one per span.
+        return span / Math.Max(recent, 1) * queue.WaitingItems;
     }
 
     /// <summary>The head request of the caller whose turn it is, or null when nothing waits.</summary>
@@ -129,8 +157,11 @@ internal sealed class CallerQueues<T>
         }
     }
 
-    private sealed class CallerQueue(string caller)
+    private sealed class CallerQueue(string caller, long waitingSince)
     {
+        /// <summary>When it started waiting (this backlog; the queue is dropped when it has nothing left waiting).</summary>
+        public long WaitingSince { get; } = waitingSince;
+
         public string Caller { get; } = caller;
 
         public LinkedList<T> Requests { get; } = new();

@@ -93,7 +93,7 @@ public sealed class CallerQueuesTests
         queues.Enqueue("heavy", "h", 40);
         Assert.Equal(TimeSpan.Zero, queues.EstimatedWait("light"));   // nothing waiting: no wait
 
-        // Admitted at t = 0, 1, ..., 6 s: not yet enough admissions to trust a rate.
+        // Admitted at t = 0, 1, ..., 6 s: not yet enough admissions to trust a rate. Then 1 s per item over the last 5 s.
         for (int i = 0; i < CallerQueues<string>.MinRateSamples - 1; i++)
         {
             queues.Served(requestDone: false, time.GetTimestamp());
@@ -102,11 +102,11 @@ public sealed class CallerQueuesTests
 
         Assert.Null(queues.EstimatedWait("heavy"));
 
-        // The 8th admission at t = 7 s: 1 s per item, 32 items still waiting.
+        // The 8th admission at t = 7 s: 5 admissions in the last 5 s, 32 items still waiting.
         queues.Served(requestDone: false, time.GetTimestamp());
         Assert.Equal(TimeSpan.FromSeconds(32), queues.EstimatedWait("heavy"));
 
-        // The rate follows the last RateWindow admissions: 40 more at 0.25 s apart (the loop sped up) replace the 1 s ones.
+        // The rate is that of the last RateSpan (5 s): 40 more at 0.25 s apart (the loop sped up) replace the 1 s ones.
         queues.Enqueue("heavy", "h2", 40);
         for (int i = 0; i < 40; i++)
         {
