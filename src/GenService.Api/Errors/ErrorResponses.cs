@@ -10,6 +10,7 @@ namespace GenService.Api.Errors;
 /// and for the errors no endpoint writes a body for (<see cref="RouteErrors"/>):
 /// <code>
 ///   /v2/...     -> {"error": "..."}                       (KServe v2 / Open Inference Protocol)
+///   /openai/... -> {"error": {message, type, param, code}} (OpenAI's shape, for the OpenAI-compatible routes)
 ///   elsewhere   -> application/problem+json (RFC 9457)    (with traceId, detail, and field/family extensions)
 /// </code>
 /// </summary>
@@ -31,6 +32,20 @@ internal static class ErrorResponses
         if (IsV2(context))
         {
             await WriteV2ErrorAsync(response, error.Detail, context.RequestAborted);
+            return;
+        }
+
+        if (context.Request.Path.StartsWithSegments("/openai", StringComparison.OrdinalIgnoreCase))
+        {
+            string type = error.Status switch
+            {
+                StatusCodes.Status401Unauthorized => "authentication_error",
+                StatusCodes.Status403Forbidden => "permission_error",
+                StatusCodes.Status429TooManyRequests => "rate_limit_error",
+                >= 500 => "server_error",
+                _ => "invalid_request_error",
+            };
+            await response.WriteAsJsonAsync(new { error = new { message = error.Detail, type, param = error.Field, code = (string?)null } }, JsonSerializerOptions.Web, context.RequestAborted);
             return;
         }
 

@@ -48,10 +48,6 @@ internal sealed partial class GenServiceExceptionHandler(ILogger<GenServiceExcep
         return true;
     }
 
-    /// <summary>The KServe v2 error body: <c>{"error": "..."}</c> (kept here for existing callers; see <see cref="ErrorResponses"/>).</summary>
-    internal static Task WriteV2ErrorAsync(HttpResponse response, string message, CancellationToken cancellationToken) =>
-        ErrorResponses.WriteV2ErrorAsync(response, message, cancellationToken);
-
     [LoggerMessage(EventId = LogEvents.ClientGone, Level = LogLevel.Information, Message = "{Method} {Path}: client disconnected before the response (499)")]
     private static partial void LogClientGone(ILogger logger, string method, string path);
 

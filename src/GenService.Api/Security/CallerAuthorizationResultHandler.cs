@@ -1,10 +1,11 @@
+using GenService.Api.Errors;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Authorization.Policy;
 
 namespace GenService.Api.Security;
 
 /// <summary>
-/// Answers a refused caller in the route's error shape (<see cref="ProtocolErrors"/>) with the reason the policy gave
+/// Answers a refused caller in the route's error shape (<see cref="ErrorResponses"/>) with the reason the policy gave
 /// (<see cref="CallerFailure"/>), instead of the framework's empty 401/403: 401 with <c>WWW-Authenticate: Bearer</c>
 /// when a key is missing or unknown, 403 when the key (or the caller's address) is not allowed.
 /// </summary>
@@ -26,9 +27,9 @@ internal sealed class CallerAuthorizationResultHandler : IAuthorizationMiddlewar
         if (status == StatusCodes.Status401Unauthorized)
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";
-            return ProtocolErrors.WriteAsync(context, status, "Unauthorized", detail);
+            return ErrorResponses.WriteAsync(context, new HttpError(status, "Unauthorized", detail));
         }
 
-        return ProtocolErrors.WriteAsync(context, status, "Forbidden", detail);
+        return ErrorResponses.WriteAsync(context, new HttpError(status, "Forbidden", detail));
     }
 }

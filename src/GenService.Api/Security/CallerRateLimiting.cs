@@ -1,3 +1,4 @@
+using GenService.Api.Errors;
 using System.Threading.RateLimiting;
 using GenService.Api.Hosting;
 using GenService.Inference.Metrics;
@@ -78,8 +79,8 @@ internal static class CallerRateLimiting
         string model = context.GetRouteValue("model") as string ?? ModelOfGraph(context.GetRouteValue("name") as string) ?? "";
         context.RequestServices.GetService<GenServiceMetrics>()?.RecordRejected(model, "", "rate_limited");
         string caller = GenServiceHostingExtensions.CallerOf(context);
-        await ProtocolErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, "Too many requests",
-            $"Rate limit of caller '{caller}' reached; retry after {Math.Max(1, Math.Ceiling(retryAfter.TotalSeconds))} s.", retryAfter);
+        await ErrorResponses.WriteAsync(context, new HttpError(StatusCodes.Status429TooManyRequests, "Too many requests",
+            $"Rate limit of caller '{caller}' reached; retry after {Math.Max(1, Math.Ceiling(retryAfter.TotalSeconds))} s.", RetryAfter: retryAfter));
     }
 
     // v2 routes name a graph "<model>.<role>"; the metric's model is the part before the last dot.

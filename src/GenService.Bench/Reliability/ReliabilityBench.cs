@@ -14,12 +14,13 @@ namespace GenService.Bench.Reliability;
 /// rejected ones are fast 429s with Retry-After, nothing else comes back, memory stays bounded.</item>
 /// <item>fairness: a light caller's latency alone, then next to a heavy caller (own API keys) that keeps the
 /// diffusion loop full: the light caller's p50/p99.</item>
+/// <item>poison: two callers sending out-of-range v2 inputs next to innocent gan and diffusion requests.</item>
 /// <item>soak: a mix of every family at ~70% of its measured capacity for --seconds (default 600): error rate and
 /// resident-memory growth (minute 2 against the last minute).</item>
 /// </list>
 /// <code>
 ///   dotnet build src/GenService.Api -c Release
-///   dotnet run --project src/GenService.Bench -c Release -- reliability overload|fairness|soak [--seconds N] [--port P]
+///   dotnet run --project src/GenService.Bench -c Release -- reliability overload|fairness|poison|soak [--seconds N] [--port P]
 /// </code>
 /// </summary>
 internal static class ReliabilityBench
@@ -41,11 +42,14 @@ internal static class ReliabilityBench
             case "fairness":
                 await FairnessAsync(root, port, seconds ?? 30);
                 return 0;
+            case "poison":
+                await PoisonAsync(root, port, seconds ?? 15);
+                return 0;
             case "soak":
                 await SoakAsync(root, port, seconds ?? 600);
                 return 0;
             default:
-                Console.Error.WriteLine("usage: reliability overload|fairness|soak [--seconds N] [--port P]");
+                Console.Error.WriteLine("usage: reliability overload|fairness|poison|soak [--seconds N] [--port P]");
                 return 2;
         }
     }
@@ -121,12 +125,22 @@ internal static class ReliabilityBench
         await light.ClosedLoopAsync(1, seconds, (_, i) => Light(5000 + i));
         await heavy;
 
+        // The same light requests sent with the heavy caller's key: one caller, one FIFO, i.e. what a single queue
+        // without per-caller turns would give the light requests.
+        var sameCaller = new Load(client);
+        Task heavyAgain = sameCaller.ClosedLoopAsync(8, seconds + 5, (w, i) => Heavy(100_000 + (w * 1000) + i));
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        var lightAsHeavy = new Load(client);
+        await lightAsHeavy.ClosedLoopAsync(1, seconds, (_, i) => Light(9000 + i) with { Key = HeavyKey });
+        await heavyAgain;
+
         Console.WriteLine($"heavy caller: 8 workers, closed loop, 64 samples x 200 ddim steps per request (key 'heavy'); light caller: 1 worker, 1 sample x 10 steps (key 'light'), {seconds:0} s");
         Console.WriteLine();
         Console.WriteLine("| run | light requests | light p50 ms | light p99 ms | light max ms | light non-200 | heavy requests (200) | heavy non-200 |");
         Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- |");
         Console.WriteLine(FairnessRow("light alone", alone.Answers, []));
         Console.WriteLine(FairnessRow("light next to heavy", light.Answers, both.Answers));
+        Console.WriteLine(FairnessRow("light sent as the heavy caller (one FIFO)", lightAsHeavy.Answers, sameCaller.Answers));
     }
 
     private static string FairnessRow(string name, IReadOnlyList<Answer> light, IReadOnlyList<Answer> heavy)
@@ -134,6 +148,40 @@ internal static class ReliabilityBench
         double[] ok = [.. light.Where(a => a.Status == 200).Select(a => a.Ms)];
         return FormattableString.Invariant(
             $"| {name} | {light.Count} | {Stats.Percentile(ok, 0.5):0} | {Stats.Percentile(ok, 0.99):0} | {(ok.Length > 0 ? ok.Max() : double.NaN):0} | {Others(light, 200)} | {heavy.Count(a => a.Status == 200)} | {Others(heavy, 200)} {Statuses(heavy)} |");
+    }
+
+    /// <summary>
+    /// The measurement, repeated: two callers send out-of-range v2 inputs (a GAN class label of 1,000,000, a
+    /// class label of -1, an FP32 literal past its range) while innocent gan and diffusion requests run beside them.
+    /// </summary>
+    private static async Task PoisonAsync(string root, int port, double seconds)
+    {
+        // The default log level (a request line per request), so the log's growth is what a deployment would see.
+        await using ServiceProcess service = await ServiceProcess.StartAsync(root, port, new Dictionary<string, string> { ["Serilog__MinimumLevel__Default"] = "Information" });
+        using HttpClient client = Load.Client(service.Url);
+        string latent = string.Join(',', Enumerable.Repeat("0.1", 31));
+        string Infer(string first, long label) =>
+            "{\"inputs\":[{\"name\":\"latent\",\"shape\":[1,32],\"datatype\":\"FP32\",\"data\":[" + first + "," + latent + "]},"
+            + "{\"name\":\"class_label\",\"shape\":[1],\"datatype\":\"INT64\",\"data\":[" + label.ToString(CultureInfo.InvariantCulture) + "]}]}";
+        Shot Poison(int n) => new("poison", "/v2/models/digits-gan.generator/infer", (n % 3) switch
+        {
+            0 => Infer("0.1", 1_000_000),
+            1 => Infer("0.1", -1),
+            _ => Infer("1e39", 3),
+        });
+        Shot Innocent(int n) => (n % 2) == 0
+            ? new("gan (innocent)", "/v1/gan/digits-gan/samples", Json(new { count = 4, seed = n, class_label = n % 10, output = "tensor" }))
+            : new("diffusion (innocent)", "/v1/diffusion/digits-ddpm/samples", Json(new { count = 1, steps = 10, seed = n, class_label = n % 10, output = "tensor" }));
+
+        long logBefore = service.LogBytes;
+        var load = new Load(client);
+        await Task.WhenAll(
+            load.ClosedLoopAsync(2, seconds, (w, i) => Poison((w * 1_000_000) + i)),
+            load.ClosedLoopAsync(6, seconds, (w, i) => Innocent((w * 1_000_000) + i)));
+        Console.WriteLine($"2 poison callers (v2 digits-gan.generator: class_label 1000000, class_label -1, FP32 1e39, in turn) and 6 innocent workers (v1 gan 4 samples, v1 digits-ddpm 10 steps), closed loops, {seconds:0} s");
+        Console.WriteLine();
+        Console.WriteLine(StatusTable(load.Answers));
+        Console.WriteLine(FormattableString.Invariant($"service log written during the run (default level, a line per request): {(service.LogBytes - logBefore) / 1024.0:0.0} KiB for {load.Answers.Count} requests, {service.StackTraceLines} lines of stack traces"));
     }
 
     private static async Task SoakAsync(string root, int port, double seconds)

@@ -11,6 +11,8 @@ namespace GenService.Bench.Reliability;
 internal sealed class ServiceProcess : IAsyncDisposable
 {
     private readonly Process _process;
+    private long _logBytes;
+    private long _stackLines;
 
     private ServiceProcess(Process process, string url)
     {
@@ -21,6 +23,12 @@ internal sealed class ServiceProcess : IAsyncDisposable
     public string Url { get; }
 
     public int Pid => _process.Id;
+
+    /// <summary>Bytes the service has written to its console log (stdout and stderr) so far.</summary>
+    public long LogBytes => Interlocked.Read(ref _logBytes);
+
+    /// <summary>Log lines that are stack-trace frames ("   at ..."), so far.</summary>
+    public long StackTraceLines => Interlocked.Read(ref _stackLines);
 
     /// <summary>Starts the Release build of GenService.Api on <paramref name="port"/> and waits for /v2/health/ready.</summary>
     public static async Task<ServiceProcess> StartAsync(string root, int port, IReadOnlyDictionary<string, string> environment)
@@ -49,10 +57,19 @@ internal sealed class ServiceProcess : IAsyncDisposable
 
         Process process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
 
-        // Keep the pipes drained (a full pipe would block the service's logger); the log is not part of the result.
-        process.OutputDataReceived += (_, _) => { };
+        // Keep the pipes drained (a full pipe would block the service's logger); only the log's size is kept.
+        var service = new ServiceProcess(process, url);
+        process.OutputDataReceived += (_, e) =>
+        {
+            Interlocked.Add(ref service._logBytes, (e.Data?.Length ?? 0) + 1);
+            if (e.Data?.TrimStart().StartsWith("at ", StringComparison.Ordinal) == true)
+            {
+                Interlocked.Increment(ref service._stackLines);
+            }
+        };
         process.ErrorDataReceived += (_, e) =>
         {
+            Interlocked.Add(ref service._logBytes, (e.Data?.Length ?? 0) + 1);
             if (e.Data is { Length: > 0 } line)
             {
                 Console.Error.WriteLine("  [service] " + line);
@@ -60,8 +77,6 @@ internal sealed class ServiceProcess : IAsyncDisposable
         };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-
-        var service = new ServiceProcess(process, url);
         using var client = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(2) };
         for (int i = 0; i < 600; i++)
         {

@@ -3,6 +3,7 @@ using GenService.Inference.Batching;
 using GenService.Inference.Metrics;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
+using GenService.Testing;
 
 namespace GenService.Inference.Tests.Batching;
 
@@ -199,19 +200,5 @@ public sealed class BatchIsolationTests : IAsyncLifetime
     private static void AssertRows(Tensor input, InferenceResult result)
     {
         Assert.Equal(FakeExecutor.Compute(input).AsFloats(), result.Outputs["y"].AsFloats());
-    }
-
-    private sealed class TestMeterFactory : IMeterFactory
-    {
-        private readonly List<Meter> _meters = [];
-
-        public Meter Create(MeterOptions options)
-        {
-            var meter = new Meter(options.Name, options.Version, options.Tags, scope: this);
-            _meters.Add(meter);
-            return meter;
-        }
-
-        public void Dispose() => _meters.ForEach(m => m.Dispose());
     }
 }

@@ -6,6 +6,7 @@ using GenService.Inference.Options;
 using GenService.Inference.Repository;
 using GenService.Inference.Runtime;
 using GenService.Inference.Tensors;
+using GenService.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -476,19 +477,5 @@ public sealed class ModelRepositoryTests : IDisposable
         Assert.True(seen.ContainsKey("genservice.compute"));
         Assert.True(seen.ContainsKey("genservice.queue.wait"));
         Assert.True(seen.ContainsKey("genservice.queue.depth"));
-    }
-
-    private sealed class TestMeterFactory : IMeterFactory
-    {
-        private readonly List<Meter> _meters = [];
-
-        public Meter Create(MeterOptions options)
-        {
-            var meter = new Meter(options.Name, options.Version, options.Tags, scope: this);
-            _meters.Add(meter);
-            return meter;
-        }
-
-        public void Dispose() => _meters.ForEach(m => m.Dispose());
     }
 }
