@@ -11,7 +11,7 @@ internal sealed class RefusalCounters : IDisposable
 {
     private readonly MeterListener _listener = new();
     private readonly Dictionary<string, long> _rejected = [];
-    private long _cancelled;
+    private readonly AwaitableCount _cancelled = new();
 
     /// <param name="meters">The factory whose "GenService" meter the batchers and loops report on.</param>
     public RefusalCounters(IMeterFactory meters)
@@ -27,7 +27,11 @@ internal sealed class RefusalCounters : IDisposable
         {
             if (instrument.Name == "genservice.cancelled")
             {
-                Interlocked.Add(ref _cancelled, value);
+                for (long i = 0; i < value; i++)
+                {
+                    _cancelled.Increment();
+                }
+
                 return;
             }
 
@@ -48,7 +52,10 @@ internal sealed class RefusalCounters : IDisposable
         _listener.Start();
     }
 
-    public long Cancelled => Interlocked.Read(ref _cancelled);
+    public long Cancelled => _cancelled.Value;
+
+    /// <summary>Completes once <paramref name="count"/> cancellations have been counted (a disconnect seen by the server).</summary>
+    public Task WhenCancelled(int count) => _cancelled.WhenReached(count);
 
     /// <summary>Requests rejected for <paramref name="reason"/> (queue_full, deadline, ...).</summary>
     public long Rejected(string reason)

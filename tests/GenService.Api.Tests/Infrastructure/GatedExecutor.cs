@@ -13,9 +13,13 @@ internal sealed class GatedExecutor(IBatchExecutor inner) : IBatchExecutor
 {
     private readonly SemaphoreSlim _gate = new(0);
     private readonly AwaitableCount _entered = new();
+    private long _rows;
 
     /// <summary>Completes once <paramref name="calls"/> batches have reached the executor (held ones included).</summary>
     public Task WhenEntered(int calls) => _entered.WhenReached(calls);
+
+    /// <summary>Rows of every batch that reached the executor (the largest first dimension of its inputs).</summary>
+    public long Rows => Interlocked.Read(ref _rows);
 
     /// <summary>Lets <paramref name="calls"/> more batches through.</summary>
     public void Release(int calls) => _gate.Release(calls);
@@ -26,6 +30,7 @@ internal sealed class GatedExecutor(IBatchExecutor inner) : IBatchExecutor
     public async ValueTask<IReadOnlyDictionary<string, Tensor>> ExecuteAsync(
         IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputNames, IReadOnlyDictionary<string, Tensor>? outputBuffers, CancellationToken cancellationToken)
     {
+        Interlocked.Add(ref _rows, inputs.Values.Max(t => t.Shape.Length > 0 ? t.Shape[0] : 1));
         _entered.Increment();
         await _gate.WaitAsync(cancellationToken);
         return await inner.ExecuteAsync(inputs, outputNames, outputBuffers, cancellationToken);
