@@ -157,6 +157,12 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
 
     protected override void LogIterationFailed(int rows, int requests, Exception exception) => Log.ArIterationFailed(_logger, Graph.V2Name, rows, requests, exception);
 
+    protected override void OnIsolated(string reason, int computed)
+    {
+        _metrics?.RecordIsolated(ModelName);
+        Log.IterationRequestIsolated(_logger, Graph.V2Name, reason, computed);
+    }
+
     /// <summary>The request's network evaluations (its generated tokens, one decoder row each) and completion log.</summary>
     protected override void OnEnded(LoopRequest request, Exception? error)
     {
@@ -245,27 +251,7 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
                 }
             }
 
-            bool othersSucceeded = done.Count > 0;
-            if (!othersSucceeded)
-            {
-                LogIterationFailed(group.Count, failed.Count, e);
-            }
-
-            foreach ((LoopRequest owner, Exception alone) in failed)
-            {
-                if (othersSucceeded)
-                {
-                    InputNotComputableException blame = IterationIsolation.Blame(Graph.V2Name, alone);
-                    _metrics?.RecordIsolated(ModelName);
-                    Log.IterationRequestIsolated(_logger, Graph.V2Name, blame.Reason, done.Count);
-                    Finish(owner, blame);
-                }
-                else
-                {
-                    Finish(owner, e);
-                }
-            }
-
+            EndFailedAlone(failed, done.Count, e, group.Count);
             return done;
         }
     }

@@ -208,33 +208,8 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
             done.AddRange(own);
         }
 
-        EndFailed(failed, done.Count > 0, error);
+        EndFailedAlone(failed, done.Count == 0 ? 0 : _touched.Count - failed.Count, error, rows: 0);
         return done;
-    }
-
-    /// <summary>Ends the requests that failed alone: blamed when others of the call succeeded, else with the original error.</summary>
-    private void EndFailed(List<(LoopRequest Owner, Exception Error)> failed, bool othersSucceeded, Exception error)
-    {
-        if (!othersSucceeded)
-        {
-            LogIterationFailed(0, failed.Count, error);
-        }
-
-        int completed = _touched.Count - failed.Count;
-        foreach ((LoopRequest owner, Exception alone) in failed)
-        {
-            if (othersSucceeded)
-            {
-                InputNotComputableException blame = IterationIsolation.Blame(Denoiser.V2Name, alone);
-                _metrics?.RecordIsolated(ModelName);
-                Log.IterationRequestIsolated(_logger, Denoiser.V2Name, blame.Reason, completed);
-                Finish(owner, blame);
-            }
-            else
-            {
-                Finish(owner, error);
-            }
-        }
     }
 
     /// <summary>Contiguous slices of the batch with about equal rows (a guided sample's two rows stay together).</summary>
@@ -265,6 +240,12 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
     protected override void LogCancelled(LoopRequest request) => Log.DiffusionRequestCancelled(_logger, Denoiser.V2Name, request.ReportedSteps, request.Job.StepsToRun);
 
     protected override void LogIterationFailed(int rows, int requests, Exception exception) => Log.DiffusionIterationFailed(_logger, Denoiser.V2Name, rows, requests, exception);
+
+    protected override void OnIsolated(string reason, int computed)
+    {
+        _metrics?.RecordIsolated(ModelName);
+        Log.IterationRequestIsolated(_logger, Denoiser.V2Name, reason, computed);
+    }
 
     /// <summary>The request's network evaluations (each sample's steps done times its rows) and completion log.</summary>
     protected override void OnEnded(LoopRequest request, Exception? error)

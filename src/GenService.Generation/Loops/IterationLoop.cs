@@ -191,6 +191,36 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
 
     protected abstract void LogIterationFailed(int rows, int requests, Exception exception);
 
+    /// <summary>A request failed alone after its iteration's call was re-run apart, while others computed: count and log it.</summary>
+    protected abstract void OnIsolated(string reason, int computed);
+
+    /// <summary>
+    /// Ends the requests of a failed call that also failed when re-run alone (<see cref="IterationIsolation"/>): when
+    /// <paramref name="computed"/> other parts succeeded, each is blamed (400, <see cref="OnIsolated"/>); when none did,
+    /// nothing shows the model can compute the call, so each keeps <paramref name="original"/> (500, logged once).
+    /// </summary>
+    protected void EndFailedAlone(List<(TRequest Owner, Exception Error)> failed, int computed, Exception original, int rows)
+    {
+        if (computed == 0)
+        {
+            LogIterationFailed(rows, failed.Count, original);
+        }
+
+        foreach ((TRequest owner, Exception alone) in failed)
+        {
+            if (computed > 0)
+            {
+                InputNotComputableException blame = IterationIsolation.Blame(Graph.V2Name, alone);
+                OnIsolated(blame.Reason, computed);
+                Finish(owner, blame);
+            }
+            else
+            {
+                Finish(owner, original);
+            }
+        }
+    }
+
     /// <summary>
     /// Called once per request when it ends, from whichever thread ended it: <paramref name="error"/> is null when it
     /// completed, else why it was cancelled or failed. Families record the request's network evaluations here.
