@@ -193,6 +193,20 @@ internal static class GenServiceHostingExtensions
                 return;
             }
 
+            // Once shutdown has begun, every answer closes its connection: a keep-alive client reconnects (to another
+            // replica, or gets a clean refusal) instead of sending its next request down a connection the server is
+            // about to close, where it would be lost unanswered.
+            context.Response.OnStarting(static state =>
+            {
+                var (ctx, life) = ((HttpContext, ServiceLifecycle))state;
+                if (life.ShuttingDown)
+                {
+                    ctx.Response.Headers.Connection = "close";
+                }
+
+                return Task.CompletedTask;
+            }, (context, lifecycle));
+
             using IDisposable work = lifecycle.TryEnter() ?? throw new ServiceShuttingDownException(ShuttingDownRetryAfter);
             await next(context);
         });

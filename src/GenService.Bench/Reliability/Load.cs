@@ -7,8 +7,12 @@ namespace GenService.Bench.Reliability;
 /// <summary>One request of a reliability run: its class (for the report), route, JSON body and API key (or none).</summary>
 internal sealed record Shot(string Class, string Route, string Body, string? Key = null);
 
-/// <summary>What came back for one request: status (0 = the connection failed), latency, whether Retry-After was set.</summary>
-internal readonly record struct Answer(string Class, int Status, double Ms, bool RetryAfter, double At);
+/// <summary>
+/// What came back for one request: status (0 = no response), latency, whether Retry-After was set, when it was sent
+/// (seconds into the run), and for no response whether the connection was refused (never accepted) or broke after the
+/// request was sent (an accepted request lost).
+/// </summary>
+internal readonly record struct Answer(string Class, int Status, double Ms, bool RetryAfter, double At, string? Failure = null);
 
 /// <summary>
 /// The load generators of the reliability runs. Unlike the throughput benchmarks they keep every answer, whatever its
@@ -49,6 +53,7 @@ internal sealed class Load(HttpClient client)
 
         int status;
         bool retryAfter = false;
+        string? failure = null;
         try
         {
             using HttpResponseMessage response = await client.SendAsync(request);
@@ -56,31 +61,36 @@ internal sealed class Load(HttpClient client)
             status = (int)response.StatusCode;
             retryAfter = response.Headers.RetryAfter is not null;
         }
-        catch (HttpRequestException)
+        catch (HttpRequestException e)
         {
             status = 0;
+            failure = e.HttpRequestError == HttpRequestError.ConnectionError ? "refused" : "broken: " + e.HttpRequestError;
         }
         catch (TaskCanceledException)
         {
             status = 0;
+            failure = "timeout";
         }
 
         long now = Stopwatch.GetTimestamp();
-        var answer = new Answer(shot.Class, status, (now - scheduled) * 1000.0 / Stopwatch.Frequency, retryAfter, (scheduled - runStart) / (double)Stopwatch.Frequency);
+        var answer = new Answer(shot.Class, status, (now - scheduled) * 1000.0 / Stopwatch.Frequency, retryAfter, (scheduled - runStart) / (double)Stopwatch.Frequency, failure);
         lock (_answers)
         {
             _answers.Add(answer);
         }
     }
 
-    /// <summary>Closed loop: <paramref name="workers"/> each send, wait, send the next, for <paramref name="seconds"/>.</summary>
-    public async Task<double> ClosedLoopAsync(int workers, double seconds, Func<int, int, Shot> next)
+    /// <summary>
+    /// Closed loop: <paramref name="workers"/> each send, wait, send the next, for <paramref name="seconds"/> or until
+    /// <paramref name="stop"/> is cancelled.
+    /// </summary>
+    public async Task<double> ClosedLoopAsync(int workers, double seconds, Func<int, int, Shot> next, CancellationToken stop = default)
     {
         long start = Stopwatch.GetTimestamp();
         long end = start + (long)(seconds * Stopwatch.Frequency);
         await Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(async () =>
         {
-            for (int i = 0; Stopwatch.GetTimestamp() < end; i++)
+            for (int i = 0; Stopwatch.GetTimestamp() < end && !stop.IsCancellationRequested; i++)
             {
                 await SendAsync(next(w, i), Stopwatch.GetTimestamp(), start);
             }

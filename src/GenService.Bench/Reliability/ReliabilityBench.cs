@@ -15,6 +15,8 @@ namespace GenService.Bench.Reliability;
 /// <item>fairness: a light caller's latency alone, then next to a heavy caller (own API keys) that keeps the
 /// diffusion loop full: the light caller's p50/p99.</item>
 /// <item>poison: two callers sending out-of-range v2 inputs next to innocent gan and diffusion requests.</item>
+/// <item>sigterm: SIGTERM under load to the app run as the container runs it (deploy/check-container-run.sh): no
+/// accepted request lost.</item>
 /// <item>soak: a mix of every family at ~70% of its measured capacity for --seconds (default 600): error rate and
 /// resident-memory growth (minute 2 against the last minute).</item>
 /// </list>
@@ -45,11 +47,14 @@ internal static class ReliabilityBench
             case "poison":
                 await PoisonAsync(root, port, seconds ?? 15);
                 return 0;
+            case "sigterm":
+                await SigtermAsync(root, port, Option(args, "--dll"), Option(args, "--uid") is { } id ? int.Parse(id, CultureInfo.InvariantCulture) : null, Option(args, "--models"));
+                return 0;
             case "soak":
                 await SoakAsync(root, port, seconds ?? 600);
                 return 0;
             default:
-                Console.Error.WriteLine("usage: reliability overload|fairness|poison|soak [--seconds N] [--port P]");
+                Console.Error.WriteLine("usage: reliability overload|fairness|poison|soak [--seconds N] [--port P] | sigterm [--dll DLL --uid UID --models DIR]");
                 return 2;
         }
     }
@@ -182,6 +187,87 @@ internal static class ReliabilityBench
         Console.WriteLine();
         Console.WriteLine(StatusTable(load.Answers));
         Console.WriteLine(FormattableString.Invariant($"service log written during the run (default level, a line per request): {(service.LogBytes - logBefore) / 1024.0:0.0} KiB for {load.Answers.Count} requests, {service.StackTraceLines} lines of stack traces"));
+    }
+
+    /// <summary>
+    /// The container's stop, under load: the app started as the image starts it (a published folder, its user, a
+    /// read-only models folder, the image's environment), SIGTERM after 5 s of load, the load kept on until the
+    /// process exits. Every request that got in must complete: the only other answers allowed are 503s (refused once
+    /// shutdown began) and refused connections (after the listener closed).
+    /// </summary>
+    private static async Task SigtermAsync(string root, int port, string? dll, int? uid, string? models)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["DOTNET_gcServer"] = "1",                                    // as the Dockerfile sets it
+            ["GenService__Shutdown__ReadinessDelaySeconds"] = "2",        // as deploy/ sets it (5 s there)
+            ["GenService__Shutdown__DrainTimeoutSeconds"] = "25",
+        };
+        if (models is not null)
+        {
+            environment["GenService__ModelRepository"] = models;
+        }
+
+        await using ServiceProcess service = await ServiceProcess.StartAsync(root, port, environment, dll, uid);
+        using HttpClient client = Load.Client(service.Url);
+        using HttpClient probe = Load.Client(service.Url);
+        Shot Work(int n) => (n % 2) == 0
+            ? TextToImage(n)
+            : new("diffusion", "/v1/diffusion/digits-ddpm/samples", Json(new { count = 4, steps = 50, seed = n, class_label = n % 10, output = "tensor" }));
+
+        var load = new Load(client);
+        using var stop = new CancellationTokenSource();
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        double Now() => System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+        Task work = load.ClosedLoopAsync(8, 600, (w, i) => Work((w * 100_000) + i), stop.Token);
+        var readiness = new List<(double At, int Status)>();
+        Task poll = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                double at = Now();
+                int status;
+                try
+                {
+                    using HttpResponseMessage r = await probe.GetAsync("/v2/health/ready");
+                    status = (int)r.StatusCode;
+                }
+                catch (HttpRequestException)
+                {
+                    status = 0;
+                }
+
+                readiness.Add((at, status));
+                await Task.Delay(50);
+            }
+        });
+
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        double sigterm = Now();
+        int exitCode = await service.TerminateAsync(TimeSpan.FromSeconds(60));
+        double exited = Now();
+        await stop.CancelAsync();
+        await work;
+        await poll;
+
+        IReadOnlyList<Answer> answers = load.Answers;
+        double firstNotReady = readiness.Where(r => r.At >= sigterm && r.Status != 200).Select(r => r.At).DefaultIfEmpty(double.NaN).Min();
+        double first503 = answers.Where(a => a.Status == 503).Select(a => a.At).DefaultIfEmpty(double.NaN).Min();
+        Console.WriteLine(FormattableString.Invariant($"the published app as the container runs it: {(dll ?? "the Release build")}, {(uid is { } u ? $"uid {u}" : "this user")}, models {(models ?? "models/")}; 8 workers, closed loop (txt2img 20 steps, digits-ddpm 4 x 50 steps)"));
+        Console.WriteLine(FormattableString.Invariant($"SIGTERM at {sigterm:0.00} s; readiness not 200 from {firstNotReady - sigterm:+0.00;-0.00} s; first 503 to a request at {first503 - sigterm:+0.00;-0.00} s; exit at {exited - sigterm:+0.00} s with code {exitCode}"));
+        Console.WriteLine();
+        Console.WriteLine("| answer | requests | sent (s after SIGTERM) | p50 ms | max ms |");
+        Console.WriteLine("| --- | --- | --- | --- | --- |");
+        foreach (var g in answers.GroupBy(a => a.Status == 0 ? "no response: " + a.Failure : a.Status.ToString(CultureInfo.InvariantCulture)).OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            double[] ms = [.. g.Select(a => a.Ms)];
+            Console.WriteLine(FormattableString.Invariant($"| {g.Key} | {ms.Length} | {g.Min(a => a.At) - sigterm:+0.00;-0.00} .. {g.Max(a => a.At) - sigterm:+0.00;-0.00} | {Stats.Percentile(ms, 0.5):0} | {ms.Max():0} |"));
+        }
+
+        int lost = answers.Count(a => (a.Status >= 500 && a.Status != 503) || (a.Status == 0 && a.Failure != "refused"));
+        int completedAfter = answers.Count(a => a.Status == 200 && a.At + (a.Ms / 1000) > sigterm);
+        Console.WriteLine();
+        Console.WriteLine(FormattableString.Invariant($"accepted requests lost (5xx other than 503, or a connection broken after the request was sent): {lost}; requests completed 200 after the SIGTERM: {completedAfter}"));
     }
 
     private static async Task SoakAsync(string root, int port, double seconds)

@@ -30,17 +30,25 @@ internal sealed class ServiceProcess : IAsyncDisposable
     /// <summary>Log lines that are stack-trace frames ("   at ..."), so far.</summary>
     public long StackTraceLines => Interlocked.Read(ref _stackLines);
 
-    /// <summary>Starts the Release build of GenService.Api on <paramref name="port"/> and waits for /v2/health/ready.</summary>
-    public static async Task<ServiceProcess> StartAsync(string root, int port, IReadOnlyDictionary<string, string> environment)
+    /// <summary>
+    /// Starts GenService.Api on <paramref name="port"/> and waits for /v2/health/ready: the Release build, or
+    /// <paramref name="dll"/> (a published app), run as <paramref name="uid"/> when given (through setpriv, as a
+    /// container's USER would), with the container's environment plus <paramref name="environment"/>.
+    /// </summary>
+    public static async Task<ServiceProcess> StartAsync(string root, int port, IReadOnlyDictionary<string, string> environment, string? dll = null, int? uid = null)
     {
-        string dll = Path.Combine(root, "src", "GenService.Api", "bin", "Release", "net10.0", "GenService.Api.dll");
+        dll ??= Path.Combine(root, "src", "GenService.Api", "bin", "Release", "net10.0", "GenService.Api.dll");
         if (!File.Exists(dll))
         {
             throw new FileNotFoundException($"Build the service first: dotnet build src/GenService.Api -c Release ({dll} is missing).");
         }
 
         string url = $"http://127.0.0.1:{port}";
-        var start = new ProcessStartInfo("dotnet", [dll])
+        string dotnet = Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "dotnet";
+        string[] command = uid is { } user
+            ? ["--reuid", user.ToString(CultureInfo.InvariantCulture), "--regid", user.ToString(CultureInfo.InvariantCulture), "--clear-groups", dotnet, dll]
+            : [dll];
+        var start = new ProcessStartInfo(uid is null ? "dotnet" : "setpriv", command)
         {
             WorkingDirectory = Path.GetDirectoryName(dll)!,
             RedirectStandardOutput = true,
@@ -48,6 +56,7 @@ internal sealed class ServiceProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.Environment["ASPNETCORE_URLS"] = url;
+        start.Environment["DOTNET_CLI_HOME"] = Path.GetTempPath();   // a non-root user has no home to write to
         start.Environment["GenService__ModelRepository"] = Path.Combine(root, "models");
         start.Environment["Serilog__MinimumLevel__Default"] = "Warning";
         foreach ((string key, string value) in environment)

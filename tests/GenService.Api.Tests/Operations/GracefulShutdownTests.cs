@@ -62,6 +62,7 @@ public sealed class GracefulShutdownTests
             Assert.Equal(HttpStatusCode.ServiceUnavailable, v1.StatusCode);
             Assert.Equal("application/problem+json", v1.Content.Headers.ContentType?.MediaType);
             Assert.Equal(TimeSpan.FromSeconds(1), v1.Headers.RetryAfter?.Delta);
+            Assert.True(v1.Headers.ConnectionClose);   // keep-alive clients reconnect instead of reusing a closing connection
             JsonElement problem = JsonDocument.Parse(await v1.Content.ReadAsStringAsync(Ct)).RootElement;
             Assert.Equal(503, problem.GetProperty("status").GetInt32());
             Assert.Contains("the server is shutting down", problem.GetProperty("detail").GetString(), StringComparison.OrdinalIgnoreCase);
@@ -80,6 +81,7 @@ public sealed class GracefulShutdownTests
             gate.Open();
             using HttpResponseMessage done = await first.WaitAsync(AwaitableCount.SafetyTimeout, Ct);
             Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+            Assert.True(done.Headers.ConnectionClose);  // answered during the drain: its connection closes too
             JsonElement samples = JsonDocument.Parse(await done.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("samples");
             Assert.Equal(2, samples.GetArrayLength());
             await stop.WaitAsync(AwaitableCount.SafetyTimeout, Ct);
