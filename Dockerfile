@@ -19,7 +19,10 @@ WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props GenService.sln .editorconfig ./
 COPY src/ src/
 # OnnxRuntimeFlavor=gpu swaps Microsoft.ML.OnnxRuntime for Microsoft.ML.OnnxRuntime.Gpu (CUDA 13).
-RUN dotnet publish src/GenService.Api -c Release -o /app -p:OnnxRuntimeFlavor=${FLAVOR} -p:UseAppHost=false
+# -r linux-x64 (framework-dependent) keeps only the Linux x64 natives of ONNX Runtime and SkiaSharp: the CPU publish
+# is 46 MB instead of 712 MB with every platform's runtimes/ (Windows, macOS, Android, iOS, ARM).
+RUN dotnet publish src/GenService.Api -c Release -o /app -r linux-x64 --self-contained false \
+        -p:OnnxRuntimeFlavor=${FLAVOR} -p:UseAppHost=false
 
 # Runtime bases: the ASP.NET image for the CPU, CUDA 13 + cuDNN with the ASP.NET runtime added for the GPU.
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime-cpu
@@ -43,7 +46,8 @@ RUN (id -u app >/dev/null 2>&1 || useradd --uid 1654 --no-create-home --shell /u
     && rm -rf /app/models/training
 USER 1654
 EXPOSE 8080
-# No curl in the ASP.NET image: bash's /dev/tcp speaks enough HTTP/1.0 for a liveness check.
+# No curl in the ASP.NET image: bash's /dev/tcp speaks enough HTTP/1.0 for a health check. Readiness: healthy once the startup load pass
+# has ended and until shutdown begins (a broken model does not make the container unhealthy).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /v2/health/live HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /v2/health/ready HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 ENTRYPOINT ["dotnet", "GenService.Api.dll"]

@@ -14,7 +14,9 @@ trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
 chmod 755 "$work"
 
 # The Dockerfile's build stage, to the image's /app layout.
-dotnet publish src/GenService.Api -c Release -o "$work/app" -p:OnnxRuntimeFlavor="$flavor" -p:UseAppHost=false >&2
+dotnet publish src/GenService.Api -c Release -o "$work/app" -r linux-x64 --self-contained false \
+    -p:OnnxRuntimeFlavor="$flavor" -p:UseAppHost=false >&2
+echo "published app: $(du -sh "$work/app" | cut -f1)" >&2
 cp -r models "$work/app/models"
 rm -rf "$work/app/models/training"
 chmod -R a+rX,a-w "$work/app"

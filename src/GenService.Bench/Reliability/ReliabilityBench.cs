@@ -267,7 +267,7 @@ internal static class ReliabilityBench
         int lost = answers.Count(a => (a.Status >= 500 && a.Status != 503) || (a.Status == 0 && a.Failure != "refused"));
         int completedAfter = answers.Count(a => a.Status == 200 && a.At + (a.Ms / 1000) > sigterm);
         Console.WriteLine();
-        Console.WriteLine(FormattableString.Invariant($"accepted requests lost (5xx other than 503, or a connection broken after the request was sent): {lost}; requests completed 200 after the SIGTERM: {completedAfter}"));
+        Console.WriteLine(FormattableString.Invariant($"no answer or a 5xx other than 503 (a connection broken after it was opened: mid-request, or still in the accept queue when the listener closed): {lost}; requests completed 200 after the SIGTERM: {completedAfter}"));
     }
 
     private static async Task SoakAsync(string root, int port, double seconds)
