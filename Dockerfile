@@ -17,11 +17,17 @@ FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 ARG FLAVOR
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props GenService.sln .editorconfig ./
+# Restore from the project files alone: the package layer is rebuilt only when a project or package version changes.
+COPY src/GenService.Api/GenService.Api.csproj src/GenService.Api/
+COPY src/GenService.Generation/GenService.Generation.csproj src/GenService.Generation/
+COPY src/GenService.Inference/GenService.Inference.csproj src/GenService.Inference/
+COPY src/GenService.Sampling/GenService.Sampling.csproj src/GenService.Sampling/
+RUN dotnet restore src/GenService.Api -r linux-x64 -p:OnnxRuntimeFlavor=${FLAVOR}
 COPY src/ src/
 # OnnxRuntimeFlavor=gpu swaps Microsoft.ML.OnnxRuntime for Microsoft.ML.OnnxRuntime.Gpu (CUDA 13).
 # -r linux-x64 (framework-dependent) keeps only the Linux x64 natives of ONNX Runtime and SkiaSharp: the CPU publish
 # is 46 MB instead of 712 MB with every platform's runtimes/ (Windows, macOS, Android, iOS, ARM).
-RUN dotnet publish src/GenService.Api -c Release -o /app -r linux-x64 --self-contained false \
+RUN dotnet publish src/GenService.Api -c Release -o /app -r linux-x64 --self-contained false --no-restore \
         -p:OnnxRuntimeFlavor=${FLAVOR} -p:UseAppHost=false
 
 # Runtime bases: the ASP.NET image for the CPU, CUDA 13 + cuDNN with the ASP.NET runtime added for the GPU.
