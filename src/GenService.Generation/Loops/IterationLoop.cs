@@ -157,6 +157,18 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
         }
     }
 
+    /// <summary>Items (samples, sequences) of waiting requests not yet admitted.</summary>
+    public int WaitingItems
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _queuedItems;
+            }
+        }
+    }
+
     protected TimeProvider Time { get; }
 
     /// <summary>Network evaluations, cancellations and rejections (genservice.network.evaluations, .cancelled, .rejected).</summary>

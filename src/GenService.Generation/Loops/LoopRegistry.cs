@@ -23,7 +23,7 @@ internal abstract class LoopRegistry<TLoop> : IDisposable
     /// <param name="loggerFactory">The loops' loggers.</param>
     protected LoopRegistry(string family, string rowMeaning, IMeterFactory? meterFactory, GenerationTelemetry telemetry, TimeProvider time, ILoggerFactory loggerFactory)
     {
-        Metrics = meterFactory is null ? null : new IterationLoopMetrics(meterFactory, family, rowMeaning, _loops.ObserveActive);
+        Metrics = meterFactory is null ? null : new IterationLoopMetrics(meterFactory, family, rowMeaning, _loops.ObserveActive, _loops.ObserveWaiting);
         Telemetry = telemetry;
         Time = time;
         LoggerFactory = loggerFactory;

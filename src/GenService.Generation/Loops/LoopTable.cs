@@ -14,6 +14,9 @@ internal interface IIterationLoop : IDisposable
 
     /// <summary>Requests admitted or waiting now.</summary>
     int ActiveRequests { get; }
+
+    /// <summary>Items (diffusion samples, AR sequences) waiting for admission now: the loop's backlog.</summary>
+    int WaitingItems { get; }
 }
 
 /// <summary>
@@ -62,6 +65,15 @@ internal sealed class LoopTable<T> : IDisposable
         foreach (T s in All)
         {
             yield return new Measurement<int>(s.ActiveRequests, new KeyValuePair<string, object?>("model", s.ModelName));
+        }
+    }
+
+    /// <summary>Items waiting for admission per model, for an observable gauge (an autoscaler's backlog signal).</summary>
+    public IEnumerable<Measurement<int>> ObserveWaiting()
+    {
+        foreach (T s in All)
+        {
+            yield return new Measurement<int>(s.WaitingItems, new KeyValuePair<string, object?>("model", s.ModelName));
         }
     }
 

@@ -254,6 +254,7 @@ public sealed class DiffusionAdmissionTests : IDisposable
             await denoiser.WhenEntered(k + 1);
         }
 
+        Assert.Equal(29, loop.WaitingItems);   // the backlog the waiting_items gauge reports
         CallerBacklogException shed = await Assert.ThrowsAsync<CallerBacklogException>(() => RunAs("key:heavy", loop, denoiser.Job(Body(100, 1, 1, 0))));
         Assert.Equal(TimeSpan.FromSeconds(29 - 10), shed.RetryAfter);   // the estimated wait past half the deadline
         Assert.Contains("29 s", shed.Message, StringComparison.Ordinal);
