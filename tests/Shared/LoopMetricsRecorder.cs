@@ -44,7 +44,7 @@ internal sealed class LoopMetricsRecorder : IDisposable
         };
         _listener.SetMeasurementEventCallback<int>((instrument, value, tags, _) =>
         {
-            if (!Is(tags, "model", model))
+            if (!Is(tags, "model", model) || instrument.Name == prefix + "waiting_items")
             {
                 return;
             }
