@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Net.Http.Json;
 using GenService.Api.Tests.Families.DiffusionScheduling;
@@ -33,11 +32,7 @@ public sealed class DisconnectTests
 
             // A version of tiny-ddpm whose denoiser calls are held by a gate.
             ModelRepository models = factory.Services.GetRequiredService<ModelRepository>();
-            var gates = new ConcurrentDictionary<string, GatedExecutor>();
-            models.WrapExecutor = (graph, inner) => gates[graph] = new GatedExecutor(inner);
-            Assert.Equal(ModelState.Ready, (await models.LoadAsync("tiny-ddpm", Ct)).State);
-            models.WrapExecutor = null;
-            GatedExecutor denoiser = gates["tiny-ddpm.denoiser"];
+            GatedExecutor denoiser = (await GatedExecutor.LoadGatedAsync(models, Ct, "tiny-ddpm"))["tiny-ddpm.denoiser"];
 
             // One sample, 50 steps: let two steps through, hold the third inside ONNX Runtime, then disconnect.
             using var disconnect = CancellationTokenSource.CreateLinkedTokenSource(Ct);

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json.Nodes;
 using GenService.Api.Tests.Families.DiffusionScheduling;
@@ -55,11 +54,7 @@ public sealed class ReloadUnderLoadTests
 
             // Version 2 of both models, its ONNX calls held by gates.
             ModelRepository models = factory.Services.GetRequiredService<ModelRepository>();
-            var gates = new ConcurrentDictionary<string, GatedExecutor>();
-            models.WrapExecutor = (graph, inner) => gates[graph] = new GatedExecutor(inner);
-            Assert.Equal(ModelState.Ready, (await models.LoadAsync("tiny-gan", Ct)).State);
-            Assert.Equal(ModelState.Ready, (await models.LoadAsync("tiny-ddpm", Ct)).State);
-            models.WrapExecutor = null;
+            IReadOnlyDictionary<string, GatedExecutor> gates = await GatedExecutor.LoadGatedAsync(models, Ct, "tiny-gan", "tiny-ddpm");
             GatedExecutor generator = gates["tiny-gan.generator"], denoiser = gates["tiny-ddpm.denoiser"];
 
             // The first wave. Request 0's batch is held inside ONNX Runtime and request 4 is three steps into the

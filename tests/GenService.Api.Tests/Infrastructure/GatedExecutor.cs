@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using GenService.Inference.Batching;
+using GenService.Inference.Repository;
 using GenService.Inference.Tensors;
 using GenService.Testing;
 
@@ -14,6 +16,29 @@ internal sealed class GatedExecutor(IBatchExecutor inner) : IBatchExecutor
     private readonly SemaphoreSlim _gate = new(0);
     private readonly AwaitableCount _entered = new();
     private long _rows;
+
+    /// <summary>
+    /// Loads a new version of each of <paramref name="names"/> whose graphs run behind gates; returns the gates by
+    /// "&lt;model&gt;.&lt;role&gt;". Requests already on the old versions are not held.
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<string, GatedExecutor>> LoadGatedAsync(ModelRepository models, CancellationToken cancellationToken, params string[] names)
+    {
+        var gates = new ConcurrentDictionary<string, GatedExecutor>();
+        models.WrapExecutor = (graph, inner) => gates[graph] = new GatedExecutor(inner);
+        try
+        {
+            foreach (string name in names)
+            {
+                Assert.Equal(ModelState.Ready, (await models.LoadAsync(name, cancellationToken)).State);
+            }
+        }
+        finally
+        {
+            models.WrapExecutor = null;
+        }
+
+        return gates;
+    }
 
     /// <summary>Completes once <paramref name="calls"/> batches have reached the executor (held ones included).</summary>
     public Task WhenEntered(int calls) => _entered.WhenReached(calls);
