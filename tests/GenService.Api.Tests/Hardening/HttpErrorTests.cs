@@ -1,68 +1,21 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using GenService.Api.Tests.Infrastructure;
-using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.AspNetCore.TestHost;
-using Microsoft.Extensions.DependencyInjection;
-using Serilog.Core;
 using Serilog.Events;
 
 namespace GenService.Api.Tests.Hardening;
-
-/// <summary>Every log event the host wrote, captured through Serilog's DI sinks (ReadFrom.Services).</summary>
-internal sealed class CapturingSink : ILogEventSink
-{
-    private readonly List<LogEvent> _events = [];
-
-    public IReadOnlyList<LogEvent> Events
-    {
-        get
-        {
-            lock (_events)
-            {
-                return [.. _events];
-            }
-        }
-    }
-
-    public void Emit(LogEvent logEvent)
-    {
-        lock (_events)
-        {
-            _events.Add(logEvent);
-        }
-    }
-}
 
 /// <summary>
 /// The answers to requests that are wrong at the HTTP level (issue 14): 415 naming the type to send, 405 with Allow,
 /// problem+json whatever the Accept, duplicate keys, 413 with a body, and that none of them is logged as an
 /// unhandled exception. Over the fake repository (a gan model "fake"): these are decided before any graph runs.
 /// </summary>
-public sealed class HttpErrorTests : IAsyncLifetime
+public sealed class HttpErrorTests() : CapturedLogHost(new Dictionary<string, string?> { ["GenService:Api:MaxRequestBodyBytes"] = "2048" })
 {
-    private readonly FakeServiceFactory _fake = new(new Dictionary<string, string?> { ["GenService:Api:MaxRequestBodyBytes"] = "2048" });
-    private readonly CapturingSink _sink = new();
-    private WebApplicationFactory<Program> _factory = null!;
-
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public ValueTask InitializeAsync()
-    {
-        _factory = _fake.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<ILogEventSink>(_sink)));
-        return ValueTask.CompletedTask;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _factory.DisposeAsync();
-        await _fake.DisposeAsync();
-    }
 
     private async Task<(HttpResponseMessage Response, JsonElement Body)> SendAsync(HttpMethod method, string url, string? body, string? contentType = "application/json", string? accept = null)
     {
-        using HttpClient client = _factory.CreateClient();
+        using HttpClient client = Factory.CreateClient();
         using var request = new HttpRequestMessage(method, url);
         if (body is not null)
         {
@@ -142,7 +95,7 @@ public sealed class HttpErrorTests : IAsyncLifetime
         Assert.Equal("count", problem.GetProperty("field").GetString());
         Assert.False(string.IsNullOrWhiteSpace(problem.GetProperty("traceId").GetString()));
 
-        IReadOnlyList<LogEvent> events = _sink.Events;
+        IReadOnlyList<LogEvent> events = Sink.Events;
         Assert.DoesNotContain(events, e => e.Level >= LogEventLevel.Error);
         Assert.DoesNotContain(events, e => e.Exception is not null);
         Assert.DoesNotContain(events, e => e.RenderMessage(System.Globalization.CultureInfo.InvariantCulture).Contains("unhandled exception", StringComparison.OrdinalIgnoreCase));
@@ -190,7 +143,7 @@ public sealed class HttpErrorTests : IAsyncLifetime
     [Fact]
     public async Task A_chunked_body_over_the_limit_is_a_413_problem()
     {
-        using HttpClient client = _factory.CreateClient();
+        using HttpClient client = Factory.CreateClient();
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/gan/fake/samples")
         {
             Content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes("{\"count\": 1" + new string(' ', 8192) + "}"))),

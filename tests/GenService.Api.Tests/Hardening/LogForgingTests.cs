@@ -1,13 +1,8 @@
 using System.Text.Json;
 using GenService.Api.Hosting;
-using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.AspNetCore.TestHost;
-using Microsoft.Extensions.DependencyInjection;
-using Serilog.Core;
 using Serilog.Events;
 using Serilog.Formatting;
 using Serilog.Parsing;
-using GenService.Api.Tests.Infrastructure;
 
 namespace GenService.Api.Tests.Hardening;
 
@@ -16,26 +11,9 @@ namespace GenService.Api.Tests.Hardening;
 /// formatted by the host's own text formatter, stay one line each with the characters escaped; the compact JSON
 /// formatter keeps them one line too and round-trips the exact value.
 /// </summary>
-public sealed class LogForgingTests : IAsyncLifetime
+public sealed class LogForgingTests() : CapturedLogHost(new Dictionary<string, string?>())
 {
     private const string Forged = "[12:00:00 ERR] forged";
-    private readonly FakeServiceFactory _fake = new();
-    private readonly CapturingSink _sink = new();
-    private WebApplicationFactory<Program> _factory = null!;
-
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public ValueTask InitializeAsync()
-    {
-        _factory = _fake.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<ILogEventSink>(_sink)));
-        return ValueTask.CompletedTask;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _factory.DisposeAsync();
-        await _fake.DisposeAsync();
-    }
 
     private static string[] Lines(ITextFormatter formatter, IEnumerable<LogEvent> events)
     {
@@ -51,7 +29,7 @@ public sealed class LogForgingTests : IAsyncLifetime
     [Fact]
     public async Task A_crlf_in_the_path_and_in_a_field_name_cannot_start_a_line_in_either_console_format()
     {
-        using HttpClient client = _factory.CreateClient();
+        using HttpClient client = Factory.CreateClient();
         using (HttpResponseMessage response = await client.GetAsync("/v1/models/x%0D%0A%5B12:00:00%20ERR%5D%20forged", Ct))
         {
             Assert.Equal(System.Net.HttpStatusCode.NotFound, response.StatusCode);
@@ -64,7 +42,7 @@ public sealed class LogForgingTests : IAsyncLifetime
         }
 
         // The request log line and the mapped-error line carry the raw values (the test proves they did get there).
-        LogEvent[] events = [.. _sink.Events];
+        LogEvent[] events = [.. Sink.Events];
         Assert.Contains(events, e => e.Properties.Values.Any(v => v.ToString().Contains("\r\n[12:00:00", StringComparison.Ordinal) || v.ToString().Contains("\\r\\n[12:00:00", StringComparison.Ordinal)));
 
         string[] text = Lines(LogFormatting.Text(), events);
