@@ -29,23 +29,28 @@ public sealed class ModelNotReadyException(string name, string reason)
     public string Name { get; } = name;
 }
 
+/// <summary>
+/// The request is refused for now, not for what it asks: a queue, the caller's backlog or its work budget is full. 429,
+/// with Retry-After (at least 1 s).
+/// </summary>
+public abstract class TooManyRequestsException(string message, TimeSpan retryAfter) : GenServiceException(message)
+{
+    public TimeSpan RetryAfter { get; } = retryAfter < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : retryAfter;
+}
+
 /// <summary>A bounded queue is full: reject at once. 429 with Retry-After.</summary>
 public sealed class QueueFullException(string graph, int capacity, TimeSpan retryAfter)
-    : GenServiceException($"The queue of '{graph}' is full ({capacity} waiting rows); retry after {Math.Ceiling(retryAfter.TotalSeconds)} s.")
-{
-    public TimeSpan RetryAfter { get; } = retryAfter;
-}
+    : TooManyRequestsException($"The queue of '{graph}' is full ({capacity} waiting rows); retry after {Math.Ceiling(retryAfter.TotalSeconds)} s.", retryAfter);
 
 /// <summary>
 /// The caller's own earlier requests are queued for longer than this request's deadline allows (load shedding in the
 /// iteration loops): refused at once instead of timing out later. 429 with Retry-After.
 /// </summary>
 public sealed class CallerBacklogException(string graph, TimeSpan wait, TimeSpan deadline, TimeSpan retryAfter)
-    : GenServiceException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-        $"Your earlier requests to '{graph}' would hold this one for about {wait.TotalSeconds:0.#} s before it starts (at the rate you are being served), too long for its deadline of {deadline.TotalSeconds:0.#} s; retry after {Math.Ceiling(Math.Max(1, retryAfter.TotalSeconds))} s, or send fewer requests at once."))
-{
-    public TimeSpan RetryAfter { get; } = retryAfter < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : retryAfter;
-}
+    : TooManyRequestsException(
+        string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"Your earlier requests to '{graph}' would hold this one for about {wait.TotalSeconds:0.#} s before it starts (at the rate you are being served), too long for its deadline of {deadline.TotalSeconds:0.#} s; retry after {Math.Ceiling(Math.Max(1, retryAfter.TotalSeconds))} s, or send fewer requests at once."),
+        retryAfter);
 
 /// <summary>The request's deadline passed before it could be computed. 504.</summary>
 public sealed class DeadlineExceededException(string graph, TimeSpan deadline)
@@ -77,10 +82,18 @@ public sealed class InputNotComputableException(string graph, string reason)
     /// <summary>The runtime's reason, first line only.</summary>
     public string Reason { get; } = reason;
 
-    /// <summary>The first line of an exception's message: the runtime's reason without its stack or details.</summary>
-    public static string FirstLine(Exception e)
+    /// <summary>
+    /// The error of a request that failed alone while others of its call computed: <paramref name="alone"/> itself if
+    /// it already is one, else the runtime's reason (the first line of its message, no stack or details).
+    /// </summary>
+    public static InputNotComputableException For(string graph, Exception alone)
     {
-        string m = e.Message;
+        if (alone is InputNotComputableException known)
+        {
+            return known;
+        }
+
+        string m = alone.Message;
         int cut = m.IndexOfAny(['\r', '\n']);
         string line = (cut >= 0 ? m[..cut] : m).Trim();
         if (line.Length > 400)
@@ -88,7 +101,7 @@ public sealed class InputNotComputableException(string graph, string reason)
             line = line[..400] + "...";
         }
 
-        return line.EndsWith('.') ? line : line + ".";
+        return new InputNotComputableException(graph, line.EndsWith('.') ? line : line + ".");
     }
 }
 

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using GenService.Generation.Budgets;
 using GenService.Inference;
 using Microsoft.AspNetCore.Http;
 
@@ -31,9 +30,7 @@ internal static class ErrorMapping
         WrongFamilyException e => new(StatusCodes.Status404NotFound, "Model not found", e.Message, Family: e.ActualFamily),
         ModelNotFoundException e => new(StatusCodes.Status404NotFound, "Model not found", e.Message),
         ModelNotReadyException e => new(StatusCodes.Status503ServiceUnavailable, "Model not ready", e.Message),
-        QueueFullException e => new(StatusCodes.Status429TooManyRequests, "Too many requests", e.Message, RetryAfter: e.RetryAfter),
-        CallerBacklogException e => new(StatusCodes.Status429TooManyRequests, "Too many requests", e.Message, RetryAfter: e.RetryAfter),
-        WorkBudgetExceededException e => new(StatusCodes.Status429TooManyRequests, "Too many requests", e.Message, RetryAfter: e.RetryAfter),
+        TooManyRequestsException e => new(StatusCodes.Status429TooManyRequests, "Too many requests", e.Message, RetryAfter: e.RetryAfter),
         DeadlineExceededException e => new(StatusCodes.Status504GatewayTimeout, "Deadline exceeded", e.Message),
         ServiceShuttingDownException e => new(StatusCodes.Status503ServiceUnavailable, "Service unavailable", e.Message, RetryAfter: e.RetryAfter),
 

@@ -1,4 +1,5 @@
 using GenService.Generation.Loops;
+using GenService.Inference.Batching;
 using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Runtime;
@@ -229,7 +230,7 @@ internal sealed class ArIterationLoop : IterationLoop<ArIterationLoop.LoopReques
         }
         catch (Exception e) when (IterationIsolation.CanIsolate(e, Stopping.Token))
         {
-            List<(LoopRequest Owner, List<ArSequence> Items)> parts = IterationIsolation.ByOwner(group, s => (LoopRequest)s.Owner!);
+            List<(LoopRequest Owner, List<ArSequence> Items)> parts = Owners.Group(group, s => (LoopRequest)s.Owner!);
             var done = new List<(List<ArSequence> Sequences, InferenceResult Result)>();
             var failed = new List<(LoopRequest Owner, Exception Error)>();
             if (parts.Count == 1)

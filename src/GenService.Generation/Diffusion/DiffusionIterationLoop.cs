@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using GenService.Generation.Loops;
+using GenService.Inference.Batching;
 using GenService.Inference;
 using GenService.Inference.Manifest;
 using GenService.Inference.Runtime;
@@ -184,7 +185,7 @@ internal sealed class DiffusionIterationLoop : IterationLoop<DiffusionIterationL
     {
         var done = new List<(List<DiffusionSampleCursor> Samples, InferenceResult Result)>();
         var failed = new List<(LoopRequest Owner, Exception Error)>();
-        foreach ((LoopRequest owner, List<DiffusionSampleCursor> samples) in IterationIsolation.ByOwner(batch, s => (LoopRequest)s.Owner!))
+        foreach ((LoopRequest owner, List<DiffusionSampleCursor> samples) in Owners.Group(batch, s => (LoopRequest)s.Owner!))
         {
             if (owner.Ended)
             {

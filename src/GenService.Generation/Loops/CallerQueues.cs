@@ -46,6 +46,9 @@ internal sealed class CallerQueues<T>
     /// <summary>Callers with at least one waiting request.</summary>
     public int Callers => _turns.Count;
 
+    /// <summary>Items of all waiting requests not yet admitted (the loop's backlog).</summary>
+    public int WaitingItems { get; private set; }
+
     /// <summary>
     /// Queues <paramref name="request"/> (<paramref name="items"/> items to admit) last among <paramref name="caller"/>'s;
     /// a caller new to the turns comes last.
@@ -61,6 +64,7 @@ internal sealed class CallerQueues<T>
         }
 
         queue.WaitingItems += items;
+        WaitingItems += items;
         return queue.Requests.AddLast(request);
     }
 
@@ -119,6 +123,7 @@ internal sealed class CallerQueues<T>
     {
         CallerQueue queue = _turns.First!.Value;
         queue.WaitingItems--;
+        WaitingItems--;
         queue.AdmittedAt[queue.Samples % RateWindow] = now;
         queue.Samples++;
         if (requestDone)
@@ -150,6 +155,7 @@ internal sealed class CallerQueues<T>
 
         queue.Requests.Remove(node);
         queue.WaitingItems -= items;
+        WaitingItems -= items;
         if (queue.Requests.Count == 0)
         {
             _turns.Remove(queue.Turn!);

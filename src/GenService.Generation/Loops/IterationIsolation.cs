@@ -25,30 +25,4 @@ internal static class IterationIsolation
     /// <summary>Whether a failed call is worth re-running apart (not: the model is gone, or the loop stops).</summary>
     public static bool CanIsolate(Exception e, CancellationToken stopping)
         => e is not ModelNotReadyException && e is not OperationCanceledException && !stopping.IsCancellationRequested;
-
-    /// <summary>The error of a request that failed alone while others of its call succeeded.</summary>
-    public static InputNotComputableException Blame(string graph, Exception alone)
-        => alone as InputNotComputableException ?? new InputNotComputableException(graph, InputNotComputableException.FirstLine(alone));
-
-    /// <summary><paramref name="items"/> split by owner, in the order owners first appear, each owner's items in order.</summary>
-    public static List<(TOwner Owner, List<TItem> Items)> ByOwner<TItem, TOwner>(IEnumerable<TItem> items, Func<TItem, TOwner> ownerOf)
-        where TOwner : class
-    {
-        var parts = new List<(TOwner Owner, List<TItem> Items)>();
-        foreach (TItem item in items)
-        {
-            TOwner owner = ownerOf(item);
-            int at = parts.FindIndex(p => ReferenceEquals(p.Owner, owner));
-            if (at < 0)
-            {
-                parts.Add((owner, [item]));
-            }
-            else
-            {
-                parts[at].Items.Add(item);
-            }
-        }
-
-        return parts;
-    }
 }

@@ -99,7 +99,6 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
     private readonly TaskCompletionSource _closedForGood = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly int _maxQueuedItems;
     private int _activeRows;
-    private int _queuedItems;
     private bool _looping;
     private Exception? _closed;
     private long _rowsComputed;
@@ -164,7 +163,7 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
         {
             lock (_lock)
             {
-                return _queuedItems;
+                return _waiting.WaitingItems;
             }
         }
     }
@@ -222,7 +221,7 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
         {
             if (computed > 0)
             {
-                InputNotComputableException blame = IterationIsolation.Blame(Graph.V2Name, alone);
+                InputNotComputableException blame = InputNotComputableException.For(Graph.V2Name, alone);
                 OnIsolated(blame.Reason, computed);
                 Finish(owner, blame);
             }
@@ -289,7 +288,7 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
             }
 
             int count = request.Items.Length;
-            if (_queuedItems + count > _maxQueuedItems && _queuedItems > 0)
+            if (_waiting.WaitingItems + count > _maxQueuedItems && _waiting.WaitingItems > 0)
             {
                 Telemetry.Rejected(ModelName, Graph.Role, "queue_full");
                 throw new QueueFullException($"{Graph.V2Name} (iteration loop)", _maxQueuedItems, TimeSpan.FromSeconds(1));
@@ -303,7 +302,6 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
 
             request.Node = _waiting.Enqueue(request.Caller, request, count);
             _requests.Add(request);
-            _queuedItems += count;
             if (!_looping)
             {
                 _looping = true;
@@ -378,7 +376,6 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
             if (request.Node?.List is not null)
             {
                 _waiting.Remove(request.Caller, request.Node, request.Items.Length - request.Admitted);
-                _queuedItems -= request.Items.Length - request.Admitted;
             }
 
             _requests.Remove(request);
@@ -501,7 +498,6 @@ internal abstract class IterationLoop<TRequest, TItem, TEvent> : IIterationLoop
             _active.Add(s);
             _activeRows += RowsOf(s);
             r.Admitted++;
-            _queuedItems--;
             _waiting.Served(requestDone: r.Admitted == r.Items.Length, now);
         }
     }

@@ -36,19 +36,7 @@ internal sealed partial class DynamicBatcher
     private async Task IsolateAsync(List<RequestChunk> batch, int rows, Exception error)
     {
         // The requests of the call, in call order, each with its chunks (a request has one chunk per batch).
-        var parts = new List<List<RequestChunk>>();
-        foreach (RequestChunk c in batch)
-        {
-            List<RequestChunk>? own = parts.Find(p => ReferenceEquals(p[0].Owner, c.Owner));
-            if (own is null)
-            {
-                parts.Add([c]);
-            }
-            else
-            {
-                own.Add(c);
-            }
-        }
+        List<List<RequestChunk>> parts = [.. Owners.Group(batch, c => c.Owner).Select(p => p.Items)];
 
         var state = new IsolationState();
         if (parts.Count > 1)
@@ -71,7 +59,7 @@ internal sealed partial class DynamicBatcher
         foreach ((List<RequestChunk> part, Exception alone) in state.FailedAlone)
         {
             PendingRequest owner = part[0].Owner;
-            var offence = alone as InputNotComputableException ?? new InputNotComputableException(V2Name, InputNotComputableException.FirstLine(alone));
+            InputNotComputableException offence = InputNotComputableException.For(V2Name, alone);
             _metrics?.RecordRejected(ModelName, Role, "bad_input");
             Log.BatchRowsIsolated(_logger, V2Name, offence.Reason, state.Succeeded, rows, state.Reruns);
             owner.Fail(offence, removeQueued: true);
