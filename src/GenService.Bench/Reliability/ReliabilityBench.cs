@@ -48,8 +48,8 @@ internal static class ReliabilityBench
                 await PoisonAsync(root, port, seconds ?? 15);
                 return 0;
             case "sigterm":
-                await SigtermAsync(root, port, Option(args, "--dll"), Option(args, "--uid") is { } id ? int.Parse(id, CultureInfo.InvariantCulture) : null, Option(args, "--models"));
-                return 0;
+                // Non-zero when a request the app took went unanswered (deploy/check-container-run.sh fails then).
+                return await SigtermAsync(root, port, Option(args, "--dll"), Option(args, "--uid") is { } id ? int.Parse(id, CultureInfo.InvariantCulture) : null, Option(args, "--models")) ? 0 : 1;
             case "soak":
                 await SoakAsync(root, port, seconds ?? 600);
                 return 0;
@@ -195,13 +195,15 @@ internal static class ReliabilityBench
     /// process exits. Every request that got in must complete: the only other answers allowed are 503s (refused once
     /// shutdown began) and refused connections (after the listener closed).
     /// </summary>
-    private static async Task SigtermAsync(string root, int port, string? dll, int? uid, string? models)
+    private static async Task<bool> SigtermAsync(string root, int port, string? dll, int? uid, string? models)
     {
         var environment = new Dictionary<string, string>
         {
             ["DOTNET_gcServer"] = "1",                                    // as the Dockerfile sets it
             ["GenService__Shutdown__ReadinessDelaySeconds"] = "2",        // as deploy/ sets it (5 s there)
             ["GenService__Shutdown__DrainTimeoutSeconds"] = "25",
+            // The shutdown sequence's own lines, among them the accounting it logs when it stops.
+            ["Serilog__MinimumLevel__Override__GenService.Inference.Shutdown"] = "Information",
         };
         if (models is not null)
         {
@@ -268,6 +270,30 @@ internal static class ReliabilityBench
         int completedAfter = answers.Count(a => a.Status == 200 && a.At + (a.Ms / 1000) > sigterm);
         Console.WriteLine();
         Console.WriteLine(FormattableString.Invariant($"no answer or a 5xx other than 503 (a connection broken after it was opened: mid-request, or still in the accept queue when the listener closed): {lost}; requests completed 200 after the SIGTERM: {completedAfter}"));
+
+        // The service's side: what it took in, finished and refused (its "Stopped:" line), against what the clients got.
+        // Taken == answers other than 503 and finished == taken mean every request the app read was answered; a
+        // connection with no response then never reached the app (it was still in the kernel's accept queue).
+        Console.WriteLine();
+        foreach (string line in service.ShutdownLines)
+        {
+            Console.WriteLine("    " + line);
+        }
+
+        var totals = System.Text.RegularExpressions.Regex.Match(string.Join('\n', service.ShutdownLines), @"Stopped: (\d+) requests taken since start, (\d+) finished, (\d+) unfinished; (\d+) refused");
+        int answered = answers.Count(a => a.Status is not (0 or 503)) + service.StartupRequests;
+        int refused = answers.Count(a => a.Status == 503);
+        if (!totals.Success)
+        {
+            Console.WriteLine("service: no \"Stopped:\" line in its log (it did not stop cleanly)");
+            return false;
+        }
+
+        long[] t = [.. Enumerable.Range(1, 4).Select(i => long.Parse(totals.Groups[i].Value, CultureInfo.InvariantCulture))];
+        bool match = t[0] == answered && t[1] == t[0] && t[2] == 0 && t[3] == refused;
+        Console.WriteLine(FormattableString.Invariant($"service: taken {t[0]}, finished {t[1]}, unfinished {t[2]}, refused {t[3]}; clients: answered other than 503 {answered} (load {answered - service.StartupRequests} + {service.StartupRequests} startup /v1/models), 503 {refused}: {(match ? "every request the app took was answered" : "MISMATCH")}"));
+        // A connection with no response while the app's count matches never reached the app (reported above, not a loss).
+        return match && !answers.Any(a => a.Status >= 500 && a.Status != 503);
     }
 
     private static async Task SoakAsync(string root, int port, double seconds)

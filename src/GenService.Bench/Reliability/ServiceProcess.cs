@@ -11,8 +11,10 @@ namespace GenService.Bench.Reliability;
 internal sealed class ServiceProcess : IAsyncDisposable
 {
     private readonly Process _process;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
     private long _logBytes;
     private long _stackLines;
+    private int _startupRequests;
 
     private ServiceProcess(Process process, string url)
     {
@@ -26,6 +28,12 @@ internal sealed class ServiceProcess : IAsyncDisposable
 
     /// <summary>Bytes the service has written to its console log (stdout and stderr) so far.</summary>
     public long LogBytes => Interlocked.Read(ref _logBytes);
+
+    /// <summary>Requests (not probes) this class sent while waiting for the models to be ready: the app counts them as work.</summary>
+    public int StartupRequests => _startupRequests;
+
+    /// <summary>The service's console lines that contain "Stopped:" or "Shutting down:" (its shutdown sequence).</summary>
+    public IReadOnlyList<string> ShutdownLines => [.. _lines];
 
     /// <summary>Log lines that are stack-trace frames ("   at ..."), so far.</summary>
     public long StackTraceLines => Interlocked.Read(ref _stackLines);
@@ -75,6 +83,11 @@ internal sealed class ServiceProcess : IAsyncDisposable
             {
                 Interlocked.Increment(ref service._stackLines);
             }
+
+            if (e.Data is { } line && (line.Contains("Stopped:", StringComparison.Ordinal) || line.Contains("Shutting down:", StringComparison.Ordinal)))
+            {
+                service._lines.Enqueue(line);
+            }
         };
         process.ErrorDataReceived += (_, e) =>
         {
@@ -97,7 +110,7 @@ internal sealed class ServiceProcess : IAsyncDisposable
             try
             {
                 using HttpResponseMessage ready = await client.GetAsync("/v2/health/ready");
-                if (ready.IsSuccessStatusCode && await AllModelsReadyAsync(client))
+                if (ready.IsSuccessStatusCode && await AllModelsReadyAsync(client, service))
                 {
                     return service;
                 }
@@ -118,9 +131,10 @@ internal sealed class ServiceProcess : IAsyncDisposable
         throw new TimeoutException("The service was not ready within 150 s.");
     }
 
-    private static async Task<bool> AllModelsReadyAsync(HttpClient client)
+    private static async Task<bool> AllModelsReadyAsync(HttpClient client, ServiceProcess service)
     {
         string models = await client.GetStringAsync("/v1/models");
+        service._startupRequests++;
         return !models.Contains("\"ready\":false", StringComparison.Ordinal);
     }
 

@@ -40,6 +40,7 @@ public static class LogEvents
     public const int ShutdownRefusing = 3044;
     public const int ShutdownDrained = 3045;
     public const int ShutdownDrainTimedOut = 3046;
+    public const int ShutdownTotals = 3047;
 
     // Generation.
     public const int GenerationCompleted = 4101;

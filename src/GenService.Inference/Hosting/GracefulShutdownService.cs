@@ -65,6 +65,12 @@ internal sealed class GracefulShutdownService(
     public Task StoppedAsync(CancellationToken cancellationToken)
     {
         _stopping.Dispose();
+        if (lifecycle.ShuttingDown)
+        {
+            (long taken, long refused, long finished) = lifecycle.Totals;
+            Log.ShutdownTotals(_logger, taken, finished, lifecycle.InFlight, refused);
+        }
+
         return Task.CompletedTask;
     }
 

@@ -62,4 +62,7 @@ internal static partial class Log
 
     [LoggerMessage(LogEvents.ShutdownDrainTimedOut, LogLevel.Warning, "Shutting down: the drain timeout passed with {InFlight} requests still in flight; stopping anyway (GenService:Shutdown:DrainTimeoutSeconds).")]
     public static partial void ShutdownDrainTimedOut(ILogger logger, int inFlight);
+
+    [LoggerMessage(LogEvents.ShutdownTotals, LogLevel.Information, "Stopped: {Taken} requests taken since start, {Finished} finished, {Unfinished} unfinished; {Refused} refused with 503 while shutting down.")]
+    public static partial void ShutdownTotals(ILogger logger, long taken, long finished, int unfinished, long refused);
 }

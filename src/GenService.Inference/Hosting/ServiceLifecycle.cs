@@ -20,6 +20,9 @@ public sealed class ServiceLifecycle
     private TaskCompletionSource? _drained;
     private bool _stopping;
     private int _inFlight;
+    private long _taken;
+    private long _refused;
+    private long _finished;
 
     /// <summary>Completes when the startup load pass has ended (every model found then is ready or failed).</summary>
     public Task Started => _started.Task;
@@ -57,6 +60,22 @@ public sealed class ServiceLifecycle
         }
     }
 
+    /// <summary>
+    /// Work taken, refused and finished since the host started: the shutdown accounting the service logs when it stops
+    /// (taken = finished + in flight, every taken request answered when in flight is 0), which a SIGTERM check compares
+    /// with what its clients received.
+    /// </summary>
+    public (long Taken, long Refused, long Finished) Totals
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return (_taken, _refused, _finished);
+            }
+        }
+    }
+
     /// <summary>The startup load pass ended.</summary>
     public void MarkStarted() => _started.TrySetResult();
 
@@ -86,10 +105,12 @@ public sealed class ServiceLifecycle
         {
             if (_refusing.Task.IsCompleted)
             {
+                _refused++;
                 return null;
             }
 
             _inFlight++;
+            _taken++;
         }
 
         return new Lease(this);
@@ -116,6 +137,7 @@ public sealed class ServiceLifecycle
         lock (_lock)
         {
             _inFlight--;
+            _finished++;
             if (_inFlight == 0)
             {
                 drained = _drained;

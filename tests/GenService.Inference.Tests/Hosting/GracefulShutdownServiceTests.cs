@@ -58,6 +58,10 @@ public sealed class GracefulShutdownServiceTests
         running.Dispose();   // twice is harmless
         await stopping.WaitAsync(AwaitableCount.SafetyTimeout, Ct);
         Assert.Equal(0, _lifecycle.InFlight);
+
+        // The accounting the service logs when it stops: the running request and the one taken during the delay
+        // were taken and finished (the double Dispose counts once); the one after the delay was refused.
+        Assert.Equal((Taken: 2L, Refused: 1L, Finished: 2L), _lifecycle.Totals);
     }
 
     [Fact]
@@ -77,5 +81,6 @@ public sealed class GracefulShutdownServiceTests
         await stopping.WaitAsync(AwaitableCount.SafetyTimeout, Ct);   // ends without throwing: the host goes on stopping
         Assert.Equal(1, _lifecycle.InFlight);
         Assert.Null(_lifecycle.TryEnter());
+        Assert.Equal((Taken: 1L, Refused: 1L, Finished: 0L), _lifecycle.Totals);   // logged as 1 unfinished
     }
 }
