@@ -1,6 +1,9 @@
 # GenService image. CPU (default) or GPU:
 #   docker build -t genservice:cpu .
 #   docker build --build-arg FLAVOR=gpu -t genservice:gpu .
+# The whole test suite in the SDK image (the `test` stage; the default build does not run it). A few tests read third-
+# party fixtures (real tokenizer vocabularies) kept beside the repository, never inside it; name that folder:
+#   docker buildx build --target test --build-context shared=../shared .
 #   docker run -p 8080:8080 genservice:cpu        # Swagger UI: http://localhost:8080/swagger
 # The shipped models/ are baked in at /app/models; mount another folder there (or set
 # GenService__ModelRepository) to serve your own.
@@ -24,11 +27,21 @@ COPY src/GenService.Inference/GenService.Inference.csproj src/GenService.Inferen
 COPY src/GenService.Sampling/GenService.Sampling.csproj src/GenService.Sampling/
 RUN dotnet restore src/GenService.Api -r linux-x64 -p:OnnxRuntimeFlavor=${FLAVOR}
 COPY src/ src/
-# OnnxRuntimeFlavor=gpu swaps Microsoft.ML.OnnxRuntime for Microsoft.ML.OnnxRuntime.Gpu (CUDA 13).
+# OnnxRuntimeFlavor=gpu swaps Microsoft.ML.OnnxRuntime for Microsoft.ML.OnnxRuntime.Gpu.Linux (CUDA 13; 321 MB publish).
 # -r linux-x64 (framework-dependent) keeps only the Linux x64 natives of ONNX Runtime and SkiaSharp: the CPU publish
 # is 46 MB instead of 712 MB with every platform's runtimes/ (Windows, macOS, Android, iOS, ARM).
 RUN dotnet publish src/GenService.Api -c Release -o /app -r linux-x64 --self-contained false --no-restore \
         -p:OnnxRuntimeFlavor=${FLAVOR} -p:UseAppHost=false
+
+# Tests: the repository (less .dockerignore's list) at /src/repo and the fixtures at /src/shared, so the tests find
+# ../shared/fixtures as on a developer's machine; .ci/run is the CI entry point (it ends "N passed, N failed" and
+# fails the build when a test fails). The deployment-file tests install yamllint, promtool and their npm tools on
+# first use (apt-get and npm, as root here).
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS test
+WORKDIR /src/repo
+COPY --from=shared fixtures /src/shared/fixtures
+COPY . .
+RUN .ci/run
 
 # Runtime bases: the ASP.NET image for the CPU, CUDA 13 + cuDNN with the ASP.NET runtime added for the GPU.
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime-cpu

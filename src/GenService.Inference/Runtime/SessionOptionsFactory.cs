@@ -25,6 +25,10 @@ internal static class SessionOptionsFactory
         {
             try
             {
+                // The ONNX Runtime environment (its default logger) must exist before the CUDA provider options are
+                // created; models load in parallel at startup, and without this the first graphs to load failed with
+                // "Attempt to use DefaultLogger but none has been registered" and fell back to the CPU on a GPU host.
+                _ = OrtEnv.Instance();
                 using var cuda = new OrtCUDAProviderOptions();
                 var settings = new Dictionary<string, string>(options.CudaProviderOptions, StringComparer.Ordinal)
                 {
