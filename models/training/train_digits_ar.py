@@ -3,7 +3,14 @@
 Tokens: 0..16 = pixel levels, 17 + c = start of class c, 27 = unconditional start (bos). 10% of training
 sequences start with bos instead of their class, so unconditional generation is trained too.
 No KV cache: this model exercises the service's recompute path.
+
+v2: v1 (1,500 steps of batch 32, 2 layers) reached 86.7% class accuracy / FID 27.5, under-trained and with the
+class reaching later pixels only through attention to the start token. v2 adds the start token's own embedding
+at every position (TinyGPT start_conditioning; the graph's interface is unchanged), trains STEPS steps, keeps an
+EMA of the weights and selects the EMA checkpoint by bits/dim on a validation subset carved from the TRAIN split
+(VAL_FRACTION, seeded); the held-out split is only read for the final report.
 """
+import copy
 import math
 import os
 import sys
@@ -17,7 +24,8 @@ import common  # noqa: E402
 import evaluate  # noqa: E402
 from transformer import RecomputeDecoder, TinyGPT  # noqa: E402
 
-NAME, STEPS, BATCH = "digits-ar", 1500, 32
+NAME, STEPS, BATCH = "digits-ar", int(os.environ.get("GS_AR_STEPS", "6000")), 32
+EMA, EVAL_EVERY, VAL_FRACTION, VAL_SEED = 0.999, 500, 0.1, 55
 D_MODEL, HEADS, LAYERS, FF = 64, 4, 2, 192
 VOCAB, OFFSET, BOS, MAXLEN = 28, 17, 27, 65
 
@@ -31,7 +39,7 @@ def sample(dec, starts, gen, temperature=1.0):
     nxt, pasts, out = ids, [], []
     for j in range(64):
         mask = torch.ones(len(starts), j + 1, dtype=torch.int64)
-        logits, pasts = gpt.core(nxt, mask, torch.full_like(nxt, j), pasts)
+        logits, pasts = gpt.core(nxt, mask, torch.full_like(nxt, j), pasts, start_ids=ids)
         logits = logits[:, -1, :17] / temperature  # only pixel levels are valid after the start token
         nxt = torch.multinomial(F.softmax(logits, -1), 1, generator=gen)
         out.append(nxt)
@@ -50,10 +58,17 @@ def main():
     common.setup(5)
     timer = common.Timer()
     _, levels, y, tr, ho = common.digits()
+    perm_v = np.random.RandomState(VAL_SEED).permutation(len(tr))
+    n_val = int(round(VAL_FRACTION * len(tr)))
+    va, tr = np.sort(tr[perm_v[:n_val]]), np.sort(tr[perm_v[n_val:]])
     lt, yt = torch.tensor(levels[tr]), torch.tensor(y[tr])
+    lv, yv = torch.tensor(levels[va]), torch.tensor(y[va])
     lh, yh = torch.tensor(levels[ho]), torch.tensor(y[ho])
-    gpt = TinyGPT(VOCAB, D_MODEL, HEADS, LAYERS, FF, MAXLEN, dropout=0.1)
+    gpt = TinyGPT(VOCAB, D_MODEL, HEADS, LAYERS, FF, MAXLEN, dropout=0.1, start_conditioning=True)
     dec = RecomputeDecoder(gpt)
+    ema_gpt = copy.deepcopy(gpt).eval()
+    ema_dec = RecomputeDecoder(ema_gpt)
+    best_val, best_state, best_step = float("inf"), None, 0
     opt = torch.optim.AdamW(gpt.parameters(), lr=2e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=STEPS, pct_start=0.05)
     for step in range(STEPS):
@@ -68,19 +83,28 @@ def main():
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % 250 == 0:
-            dec.eval()
-            print(f"step {step} loss {loss.item():.4f} heldout bpd {nll_bits_per_dim(dec, lh, yh + OFFSET):.4f} "
+        with torch.no_grad():
+            d = min(EMA, (1 + step) / (10 + step))
+            for pe, pm in zip(ema_gpt.parameters(), gpt.parameters()):
+                pe.mul_(d).add_(pm, alpha=1 - d)
+        done = step + 1
+        if done % EVAL_EVERY == 0 or done == STEPS:
+            val = nll_bits_per_dim(ema_dec, lv, yv + OFFSET)
+            if val < best_val:
+                best_val, best_state, best_step = val, copy.deepcopy(ema_gpt.state_dict()), done
+            print(f"step {done} loss {loss.item():.4f} ema val bpd {val:.4f} best step {best_step} "
                   f"{timer.minutes()} min", flush=True)
-    dec.eval()
     minutes = timer.minutes()
+    gpt.load_state_dict(best_state)
+    dec.eval()
     bpd_cond = nll_bits_per_dim(dec, lh, yh + OFFSET)
     bpd_uncond = nll_bits_per_dim(dec, lh, torch.full_like(yh, BOS))
     with torch.no_grad():  # the cached evaluation sampler must see the same logits as the recompute graph
         ids = torch.cat([(yh[:3] + OFFSET)[:, None], lh[:3]], 1)
         pasts, inc = [], []
         for j in range(ids.shape[1]):
-            lg, pasts = gpt.core(ids[:, j:j + 1], torch.ones(3, j + 1, dtype=torch.int64), torch.full((3, 1), j), pasts)
+            lg, pasts = gpt.core(ids[:, j:j + 1], torch.ones(3, j + 1, dtype=torch.int64), torch.full((3, 1), j), pasts,
+                                 start_ids=ids[:, :1])
             inc.append(lg)
         assert (torch.cat(inc, 1) - dec(ids)).abs().max() < 1e-4
     labels = torch.arange(10).repeat_interleave(100)
@@ -89,7 +113,11 @@ def main():
         s = sample(dec, labels + OFFSET, torch.Generator().manual_seed(123), temp)
         metrics[f"temperature_{temp}"] = evaluate.evaluate(s, labels.numpy())
         print(temp, metrics[f"temperature_{temp}"], flush=True)
-    print("bpd", bpd_cond, bpd_uncond, flush=True)
+    fid_seeds = [evaluate.evaluate(sample(dec, labels + OFFSET, torch.Generator().manual_seed(sd)), labels.numpy())
+                 for sd in (124, 125)]
+    print("bpd", bpd_cond, bpd_uncond, "seeds 124/125", fid_seeds, flush=True)
+    if os.environ.get("GS_NO_EXPORT"):
+        return
 
     out = os.path.join(common.MODELS, NAME)
     os.makedirs(out, exist_ok=True)
@@ -106,7 +134,7 @@ def main():
     common.save_grid(sample(dec, torch.arange(10).repeat(10) + OFFSET, g2), os.path.join(common.IMG_DIR, f"{NAME}.png"))
     m = metrics["temperature_1.0"]
     common.write_manifest(NAME, {
-        "name": NAME, "family": "ar", "version": "1",
+        "name": NAME, "family": "ar", "version": "2",
         "description": "Class-conditional pixel transformer on 8x8 handwritten digits (17 grey levels as tokens)",
         "output": common.IMAGE_OUTPUT,
         "conditioning": {"num_classes": 10, "labels": common.LABELS},
@@ -117,10 +145,13 @@ def main():
         "batching": common.BATCHING, "instances": 1,
         "card": {**common.DATA_CARD,
                  "architecture": f"decoder-only transformer, {LAYERS} layers, d_model {D_MODEL}, {HEADS} heads, "
-                                 f"MLP {FF}, learned positions; tokens 0..16 levels, 17+c class start, 27 bos",
+                                 f"MLP {FF}, learned positions, the start token's embedding added at every position; "
+                                 "tokens 0..16 levels, 17+c class start, 27 bos",
                  "params": sum(p.numel() for p in gpt.parameters()),
                  "training": f"{STEPS} steps, batch {BATCH}, AdamW one-cycle max lr 2e-3, dropout 0.1, "
-                             f"10% start-token dropout to bos, seed 5; {minutes} min on 2 CPU cores",
+                             f"10% start-token dropout to bos, EMA {EMA}; kept the EMA at step {best_step} by bits/dim "
+                             f"on a validation subset of {len(va)} digits carved from the train split (seed {VAL_SEED}; "
+                             f"trained on the other {len(tr)}), seed 5; {minutes} min on 2 shared CPU cores",
                  "onnx_bytes": size,
                  "metrics": {
                      "heldout_bits_per_dim": round(bpd_cond, 4),
@@ -130,6 +161,11 @@ def main():
                                 "100 per class",
                      "class_accuracy": m["class_accuracy"], "fid": m["fid"], "fid_floor": m["fid_floor"],
                      "temperature_0.8": metrics["temperature_0.8"],
+                     "validation_bits_per_dim": round(best_val, 4),
+                     "fid_sampling_seeds": {"123": m["fid"], "124": fid_seeds[0]["fid"], "125": fid_seeds[1]["fid"]},
+                     "class_accuracy_sampling_seeds": {"123": m["class_accuracy"],
+                                                       "124": fid_seeds[0]["class_accuracy"],
+                                                       "125": fid_seeds[1]["class_accuracy"]},
                      "evaluator": "models/training/evaluate.py"}}})
     print("done", NAME, minutes, "min", flush=True)
 

@@ -44,16 +44,19 @@ class Layer(nn.Module):
 
 
 class TinyGPT(nn.Module):
-    def __init__(self, vocab, d, heads, layers, ff, max_len, dropout=0.1):
+    def __init__(self, vocab, d, heads, layers, ff, max_len, dropout=0.1, start_conditioning=False):
         super().__init__()
         self.tok = nn.Embedding(vocab, d)
+        # start_conditioning: the embedding of the sequence's first token (a class start token) is added at every
+        # position, so the condition does not have to travel through attention (digits-ar v2).
+        self.start = nn.Embedding(vocab, d) if start_conditioning else None
         self.pos = nn.Embedding(max_len, d)
         self.layers = nn.ModuleList([Layer(d, heads, ff, dropout) for _ in range(layers)])
         self.ln = nn.LayerNorm(d)
         self.head = nn.Linear(d, vocab)
         self.drop = nn.Dropout(dropout)
 
-    def core(self, input_ids, attention_mask, position_ids, pasts):
+    def core(self, input_ids, attention_mask, position_ids, pasts, start_ids=None):
         ones_q = torch.ones_like(input_ids)
         ones_k = torch.ones_like(attention_mask)
         past_len = ones_k.sum(1, keepdim=True) - ones_q.sum(1, keepdim=True)          # [B,1]
@@ -61,7 +64,10 @@ class TinyGPT(nn.Module):
         k_abs = torch.cumsum(ones_k, 1) - 1                                            # [B,T]
         allowed = (k_abs[:, None, :] <= q_abs[:, :, None]) & (attention_mask[:, None, :] > 0)
         allowed = allowed[:, None, :, :]                                               # [B,1,S,T]
-        h = self.drop(self.tok(input_ids) + self.pos(position_ids))
+        h = self.tok(input_ids) + self.pos(position_ids)
+        if self.start is not None:  # [B,1] broadcast over the sequence; a cached step passes the start ids in
+            h = h + self.start(input_ids[:, :1] if start_ids is None else start_ids)
+        h = self.drop(h)
         presents = []
         for i, layer in enumerate(self.layers):
             pk, pv = (pasts[2 * i], pasts[2 * i + 1]) if pasts else (None, None)

@@ -101,7 +101,8 @@ def load(name):
         heads = past[0].type.tensor_type.shape.dim[1].dim_value
     else:
         heads = int(re.search(r"(\d+) heads", manifest["card"]["architecture"]).group(1))
-    gpt = TinyGPT(vocab, d, heads, layers, ff, max_len, dropout=0.0)
+    # digits-ar v2 adds the start token's embedding at every position (TinyGPT start_conditioning)
+    gpt = TinyGPT(vocab, d, heads, layers, ff, max_len, dropout=0.0, start_conditioning="start.weight" in sd)
     gpt.load_state_dict(sd)
     gpt.eval()
     check_golden(gpt, folder, bool(past))
