@@ -311,18 +311,20 @@ def main():
                  "architecture": f"residual MLP denoiser, width {WIDTH}, {BLOCKS} blocks (LayerNorm, SiLU), "
                                  "sinusoidal timestep embedding + 11-row class embedding (row 10 = null class)",
                  "params": sum(p.numel() for p in ema.parameters()),
-                 "training": f"stage 1: {STEPS} steps, batch {BATCH}, AdamW one-cycle max lr 1e-3, EMA 0.999, "
-                             f"label dropout 10%, seed 4 (v1; "
-                             + (f"weights taken from the v1 export, 38.2 min in the v1 run" if args.stage1_from
-                                else f"{stage1_minutes} min") + "); "
-                             f"stage 2: {steps2_done} steps, batch {BATCH2}, AdamW constant lr {LR2}, EMA {EMA2}, "
-                             f"seed 44, EMA checkpoint of step {best_step} kept (DDIM-50 FID on sampling seed 321, "
-                             f"scored every {EVAL_EVERY} steps; v2"
-                             + ("; weights taken from the v2 export, 25.25 min in the v2 run" if args.stage2_from
-                                else f"; {round(stage2_minutes - stage1_minutes, 2)} min") + "); "
-                             f"stage 3: {steps3_done} steps, batch {BATCH2}, AdamW lr {LR2} cosine-decayed to 0, "
-                             f"EMA {EMA2}, seed 444, EMA checkpoint of step {best_step3} kept (same selection); "
-                             f"{round(minutes - stage2_minutes, 2)} min; "
+                 "training": (("stages 1 and 2 as in v2 (stage 1: 8000 steps, batch 128, one-cycle lr 1e-3, EMA 0.999, "
+                               "label dropout 10%, seed 4; stage 2: 6000 steps, batch 256, constant lr 2e-4, EMA 0.9995, "
+                               "seed 44, 38.2 + 25.25 min in the v1/v2 runs; weights taken from the v2 export); ")
+                              if args.stage2_from else
+                              (f"stage 1: {STEPS} steps, batch {BATCH}, AdamW one-cycle max lr 1e-3, EMA 0.999, "
+                               f"label dropout 10%, seed 4 ("
+                               + ("weights taken from the v1 export, 38.2 min in the v1 run" if args.stage1_from
+                                  else f"{stage1_minutes} min") + "); "
+                               f"stage 2: {steps2_done} steps, batch {BATCH2}, AdamW constant lr {LR2}, EMA {EMA2}, "
+                               f"seed 44, EMA checkpoint of step {best_step} kept (DDIM-50 FID on sampling seed 321, "
+                               f"scored every {EVAL_EVERY} steps; {round(stage2_minutes - stage1_minutes, 2)} min); "))
+                             + f"stage 3: {steps3_done} steps, batch {BATCH2}, AdamW lr {LR2} cosine-decayed to 0, "
+                             f"EMA {EMA2}, seed 444, EMA checkpoint of step {best_step3} kept (DDIM-50 FID on sampling "
+                             f"seed 321, scored every {EVAL_EVERY} steps); {round(minutes - stage2_minutes, 2)} min; "
                              f"2 shared CPU cores (+{round(eval_minutes, 2)} min evaluation)",
                  "onnx_bytes": size,
                  "metrics": {
