@@ -59,6 +59,13 @@ def digits():
     return x, levels, y, train_idx, heldout_idx
 
 
+@torch.no_grad()
+def ema_update(ema, model, decay):
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter (the digits trainers' weight EMA)."""
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.mul_(decay).add_(pm, alpha=1 - decay)
+
+
 def export(module, args, path, input_names, output_names, dynamic_axes):
     """Export with opset 17 and check the graph; returns the file size in bytes."""
     module.eval()

@@ -206,9 +206,7 @@ def stage2(start, xt, yt, timer, stage=2, steps=None, cosine=False):
         loss = train_step(model, opt, xt, yt, ac, BATCH2)
         if sched is not None:
             sched.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(EMA2).add_(pm, alpha=1 - EMA2)
+        common.ema_update(ema, model, EMA2)
         done = step + 1
         if done % EVAL_EVERY == 0 or done == steps:
             m = evaluate.evaluate(ddim(ema, labels, 50, 1.0, torch.Generator().manual_seed(321)), labels.numpy())
@@ -244,10 +242,7 @@ def main():
     for step in range(stage1_steps):
         loss = train_step(model, opt, xt, yt, ac, BATCH)
         sched.step()
-        with torch.no_grad():
-            d = min(0.999, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(d).add_(pm, alpha=1 - d)
+        common.ema_update(ema, model, min(0.999, (1 + step) / (10 + step)))
         if step % 1000 == 0:
             print(f"step {step} loss {loss.item():.4f} {timer.minutes()} min", flush=True)
     ema.eval()

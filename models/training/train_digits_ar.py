@@ -83,10 +83,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
         opt.step()
         sched.step()
-        with torch.no_grad():
-            d = min(EMA, (1 + step) / (10 + step))
-            for pe, pm in zip(ema_gpt.parameters(), gpt.parameters()):
-                pe.mul_(d).add_(pm, alpha=1 - d)
+        common.ema_update(ema_gpt, gpt, min(EMA, (1 + step) / (10 + step)))
         done = step + 1
         if done % EVAL_EVERY == 0 or done == STEPS:
             val = nll_bits_per_dim(ema_dec, lv, yv + OFFSET)

@@ -101,10 +101,7 @@ def main():
         og.zero_grad()
         lg.backward()
         og.step()
-        with torch.no_grad():
-            d = min(EMA, (1 + step) / (10 + step))
-            for pe, pg in zip(G_ema.parameters(), G.parameters()):
-                pe.mul_(d).add_(pg, alpha=1 - d)
+        common.ema_update(G_ema, G, min(EMA, (1 + step) / (10 + step)))
         steps_done = step + 1
         if steps_done % EVAL_EVERY == 0 or steps_done == STEPS:
             G_ema.eval()
