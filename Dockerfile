@@ -3,7 +3,7 @@
 #   docker build --build-arg FLAVOR=gpu -t genservice:gpu .
 # The whole test suite in the SDK image (the `test` stage; the default build does not run it). A few tests read third-
 # party fixtures (real tokenizer vocabularies) kept beside the repository, never inside it; name that folder:
-#   docker buildx build --target test --build-context shared=../shared .
+#   docker buildx build --target test --build-context shared=DIR .   (DIR/fixtures/tokenizers/clip: CLIP's vocab.json, merges.txt)
 #   docker run -p 8080:8080 genservice:cpu        # Swagger UI: http://localhost:8080/swagger
 # The shipped models/ are baked in at /app/models; mount another folder there (or set
 # GenService__ModelRepository) to serve your own.
@@ -34,7 +34,7 @@ RUN dotnet publish src/GenService.Api -c Release -o /app -r linux-x64 --self-con
         -p:OnnxRuntimeFlavor=${FLAVOR} -p:UseAppHost=false
 
 # Tests: the repository (less .dockerignore's list) at /src/repo and the fixtures at /src/shared, so the tests find
-# ../shared/fixtures as on a developer's machine; .ci/run is the CI entry point (it ends "N passed, N failed" and
+# ../shared/fixtures, as in the CI checkout; .ci/run is the CI entry point (it ends "N passed, N failed" and
 # fails the build when a test fails). The deployment-file tests install yamllint, promtool and their npm tools on
 # first use (apt-get and npm, as root here).
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS test

@@ -22,7 +22,6 @@ public sealed class ServiceLifecycle
     private int _inFlight;
     private long _taken;
     private long _refused;
-    private long _finished;
 
     /// <summary>Completes when the startup load pass has ended (every model found then is ready or failed).</summary>
     public Task Started => _started.Task;
@@ -62,7 +61,7 @@ public sealed class ServiceLifecycle
 
     /// <summary>
     /// Work taken, refused and finished since the host started: the shutdown accounting the service logs when it stops
-    /// (taken = finished + in flight, every taken request answered when in flight is 0), which a SIGTERM check compares
+    /// (finished = taken - in flight: every taken request answered when in flight is 0), which a SIGTERM check compares
     /// with what its clients received.
     /// </summary>
     public (long Taken, long Refused, long Finished) Totals
@@ -71,7 +70,7 @@ public sealed class ServiceLifecycle
         {
             lock (_lock)
             {
-                return (_taken, _refused, _finished);
+                return (_taken, _refused, _taken - _inFlight);
             }
         }
     }
@@ -137,7 +136,6 @@ public sealed class ServiceLifecycle
         lock (_lock)
         {
             _inFlight--;
-            _finished++;
             if (_inFlight == 0)
             {
                 drained = _drained;
