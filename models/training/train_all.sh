@@ -13,26 +13,39 @@ fi
 
 mkdir -p logs
 PY=/usr/bin/python3
+TIMES=logs/train_all-times.log
+: > "$TIMES"
+# step LOG SCRIPT ARGS...: runs one script into logs/LOG.log and appends its wall-clock minutes to $TIMES.
+step() {
+    local log=$1; shift
+    local t0=$SECONDS
+    echo "$(date -u +%FT%TZ) start $log: $*" >> "$TIMES"
+    "$PY" "$@" > "logs/$log.log" 2>&1
+    echo "$(date -u +%FT%TZ) done $log $(( (SECONDS - t0) / 60 )) min $(( (SECONDS - t0) % 60 )) s" >> "$TIMES"
+}
 # The evaluation classifier first: every digits script scores its samples with it.
-$PY evaluate.py --train | tee logs/classifier.log
+step classifier evaluate.py --train
 
 # Two lanes side by side, one thread each (GS_THREADS=1): these models are far too small for intra-op
-# parallelism, and two 2-thread processes on 2 cores run several times slower than this.
+# parallelism, and two 2-thread processes on 2 cores run several times slower than this. The lanes are balanced
+# by the minutes each model took (models/README.md): digits-ddpm (~105) + digits-gan (~35) in one, digits-ar (~58),
+# digits-txt2img (~56, then its evaluation classifier ~9), digits-flow, digits-vae and words-ar in the other.
+# digits-txt2img needs nothing from the digits models: its classifier is trained on renders of its own train split.
 export GS_THREADS=1
-( $PY train_gan.py > logs/gan.log 2>&1
-  $PY train_flow.py > logs/flow.log 2>&1
-  $PY train_digits_ar.py > logs/digits-ar.log 2>&1 ) &
+( step ddpm train_ddpm.py
+  step gan train_gan.py ) &
 lane_a=$!
-( $PY train_ddpm.py > logs/ddpm.log 2>&1
-  $PY train_vae.py > logs/vae.log 2>&1
-  $PY train_words_ar.py > logs/words-ar.log 2>&1 ) &
+( step digits-ar train_digits_ar.py
+  step txt2img train_txt2img.py
+  step txt2img-classifier evaluate_txt2img.py --train-classifier
+  step flow train_flow.py
+  step vae train_vae.py
+  step words-ar train_words_ar.py ) &
 lane_b=$!
-wait $lane_a
-wait $lane_b
-# digits-txt2img (Optimum Stable Diffusion layout) after the lanes: VAE, then text encoder + UNet, then export;
-# its evaluation classifier is trained on renders of the train split (evaluate_txt2img.py).
-$PY train_txt2img.py > logs/txt2img.log 2>&1
-$PY evaluate_txt2img.py --train-classifier > logs/txt2img-classifier.log 2>&1
-grep -h "^done" logs/*.log
-grep -h "done" logs/txt2img.log
+status=0
+wait $lane_a || status=1
+wait $lane_b || status=1
+cat "$TIMES"
+grep -h "^done" logs/*.log || true
+[ "$status" -eq 0 ] || { echo "a training step failed: see $TIMES and logs/"; exit 1; }
 echo "now run: dotnet test --project tests/GenService.Inference.Tests -- --filter-class \"*ModelParityTests\""
