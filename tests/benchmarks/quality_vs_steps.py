@@ -41,7 +41,7 @@ def sample_config(args, sampler, steps):
         remaining, offset = args.per_class, 0
         while remaining > 0:
             n = min(64, remaining)
-            body = {"count": n, "seed": 1000 + c * 100003 + offset, "class_label": c, "steps": steps,
+            body = {"count": n, "seed": args.seed_base + c * 100003 + offset, "class_label": c, "steps": steps,
                     "sampler": sampler, "output": "tensor"}
             spacing = args.dpm_spacing if sampler == "dpm_solver_pp" else args.spacing
             if spacing:
@@ -76,6 +76,8 @@ def main():
     ap.add_argument("--dpm-spacing", default="trailing",
                     help="timestep_spacing for dpm_solver_pp: its leading/linspace schedules repeat timesteps at 1000 steps")
     ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--seed-base", type=int, default=1000,
+                    help="request seeds are seed_base + class * 100003 + chunk: another base draws another sample set")
     ap.add_argument("--samplers", default=",".join(SAMPLERS))
     ap.add_argument("--steps", default=",".join(map(str, STEPS)))
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "quality-vs-steps"))
