@@ -23,8 +23,14 @@ step() {
     "$PY" "$@" > "logs/$log.log" 2>&1
     echo "$(date -u +%FT%TZ) done $log $(( (SECONDS - t0) / 60 )) min $(( (SECONDS - t0) % 60 )) s" >> "$TIMES"
 }
-# The evaluation classifier first: every digits script scores its samples with it.
-step classifier evaluate.py --train
+# The evaluation classifiers are the yardstick, not models: every digits script scores its samples (and the GAN and
+# DDPM scripts choose their checkpoints) with eval/classifier.pt, digits-txt2img's figures come from
+# eval/txt2img_classifier.pt. Both are committed and kept, so a rerun is scored as the shipped models were; they are
+# trained only when missing, or when GS_RETRAIN_CLASSIFIERS=1. A retrain is deterministic on one machine but is not
+# the committed file (made in the project's first environment): on 2026-12-03 it gave held-out accuracy 0.9889 and
+# FID floor 6.64 against the committed 7.04, and every FID, accuracy and checkpoint choice moves with it.
+retrain() { [ "${GS_RETRAIN_CLASSIFIERS:-0}" = 1 ] || [ ! -f "eval/$1" ]; }
+if retrain classifier.pt; then step classifier evaluate.py --train; fi
 
 # Two lanes side by side, one thread each (GS_THREADS=1): these models are far too small for intra-op
 # parallelism, and two 2-thread processes on 2 cores run several times slower than this. The lanes are balanced
@@ -37,7 +43,7 @@ export GS_THREADS=1
 lane_a=$!
 ( step digits-ar train_digits_ar.py
   step txt2img train_txt2img.py
-  step txt2img-classifier evaluate_txt2img.py --train-classifier
+  if retrain txt2img_classifier.pt; then step txt2img-classifier evaluate_txt2img.py --train-classifier; fi
   step flow train_flow.py
   step vae train_vae.py
   step words-ar train_words_ar.py ) &
