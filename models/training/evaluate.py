@@ -75,6 +75,11 @@ def train_classifier():
 _NET = None
 
 
+def classifier_loaded():
+    """Whether this process has built the classifier already (building it draws from torch's global RNG)."""
+    return _NET is not None
+
+
 def load_classifier():
     global _NET
     if _NET is None:

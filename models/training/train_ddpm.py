@@ -199,6 +199,13 @@ def stage2(start, xt, yt, timer, stage=2, steps=None, cosine=False):
     labels = torch.arange(10).repeat_interleave(100)
     best, best_state, best_step, done = None, None, 0, 0
     ema.eval()
+    # A stage draws the same batches whether it runs alone (--stage1-from, --stage2-from) or after another stage in
+    # this process (train_all.sh): run alone, the start evaluation below is the process's first classifier load, and
+    # building the classifier draws its initial weights from torch's global RNG; after an earlier stage it is cached,
+    # so the same draws are made here by building one and discarding it. The shipped v2 and v3 were trained as stages
+    # run alone; without this, a full run's stage 3 drew other batches (found by the 2026-12-03 train_all.sh run).
+    if evaluate.classifier_loaded():
+        evaluate.DigitClassifier()
     m0 = evaluate.evaluate(ddim(ema, labels, 50, 1.0, torch.Generator().manual_seed(321)), labels.numpy())
     print(f"stage {stage} start ddim50(seed 321) {m0}", flush=True)
     best, best_state = m0, copy.deepcopy(ema.state_dict())
