@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if ! /usr/bin/python3 -c "import torch, sklearn, onnx, scipy, PIL" 2>/dev/null; then
+# wamerican is words-ar's training data (/usr/share/dict/words): checked on its own, since a machine can have the
+# Python packages without it (the 2026-12-03 end-to-end run failed there, at words-ar, for want of it).
+if ! /usr/bin/python3 -c "import torch, sklearn, onnx, scipy, PIL" 2>/dev/null || [ ! -f /usr/share/dict/words ]; then
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update
