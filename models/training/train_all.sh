@@ -35,20 +35,20 @@ retrain() { [ "${GS_RETRAIN_CLASSIFIERS:-0}" = 1 ] || [ ! -f "eval/$1" ]; }
 if retrain classifier.pt; then step classifier evaluate.py --train; fi
 
 # Two lanes side by side, one thread each (GS_THREADS=1): these models are far too small for intra-op
-# parallelism, and two 2-thread processes on 2 cores run several times slower than this. The lanes are balanced
-# by the minutes each model took (models/README.md): digits-ddpm (~105) + digits-gan (~35) in one, digits-ar (~58),
-# digits-txt2img (~56, then its evaluation classifier ~9), digits-flow, digits-vae and words-ar in the other.
-# digits-txt2img needs nothing from the digits models: its classifier is trained on renders of its own train split.
+# parallelism, and two 2-thread processes on 2 cores run several times slower than this. The lanes are balanced by
+# the wall-clock minutes of the 2026-12-03 end-to-end run (models/README.md): digits-ddpm 77, digits-gan 35,
+# digits-flow 4, digits-vae 1, words-ar 4 in one lane (~121 min); digits-ar 48 and digits-txt2img ~90 in the other.
+# digits-txt2img needs nothing from the digits models.
 export GS_THREADS=1
 ( step ddpm train_ddpm.py
-  step gan train_gan.py ) &
-lane_a=$!
-( step digits-ar train_digits_ar.py
-  step txt2img train_txt2img.py
-  if retrain txt2img_classifier.pt; then step txt2img-classifier evaluate_txt2img.py --train-classifier; fi
+  step gan train_gan.py
   step flow train_flow.py
   step vae train_vae.py
   step words-ar train_words_ar.py ) &
+lane_a=$!
+( step digits-ar train_digits_ar.py
+  step txt2img train_txt2img.py
+  if retrain txt2img_classifier.pt; then step txt2img-classifier evaluate_txt2img.py --train-classifier; fi ) &
 lane_b=$!
 status=0
 wait $lane_a || status=1
