@@ -5,12 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # wamerican is words-ar's training data (/usr/share/dict/words): checked on its own, since a machine can have the
-# Python packages without it (the 2026-12-03 end-to-end run failed there, at words-ar, for want of it).
-if ! /usr/bin/python3 -c "import torch, sklearn, onnx, scipy, PIL" 2>/dev/null || [ ! -f /usr/share/dict/words ]; then
+# Python packages without it (the 2026-12-03 end-to-end run failed there, at words-ar, for want of it). regex is
+# the CLIP tokenizer's (training/clip_bpe.py, digits-txt2img): a fresh machine without it failed there.
+if ! /usr/bin/python3 -c "import torch, sklearn, onnx, scipy, PIL, regex" 2>/dev/null || [ ! -f /usr/share/dict/words ]; then
     sudo_cmd=""
     [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update
-    $sudo_cmd apt-get install -y python3-torch python3-sklearn python3-onnx python3-scipy python3-pil wamerican
+    $sudo_cmd apt-get install -y python3-torch python3-sklearn python3-onnx python3-scipy python3-pil python3-regex wamerican
 fi
 
 mkdir -p logs

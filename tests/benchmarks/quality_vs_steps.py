@@ -9,7 +9,8 @@ penultimate features against the held-out split. Writes a Markdown table and a P
     dotnet run --project src/GenService.Api -c Release --urls http://127.0.0.1:8080 &
     /usr/bin/python3 tests/benchmarks/quality_vs_steps.py --url http://127.0.0.1:8080 --per-class 100
 
-Needs Debian's python3-torch, python3-scipy, python3-matplotlib (models/training/train_all.sh installs them).
+Needs Debian's python3-torch, python3-sklearn, python3-scipy (models/training/train_all.sh installs them) and
+python3-matplotlib for the plot (`apt-get install python3-matplotlib`).
 """
 import argparse
 import json
