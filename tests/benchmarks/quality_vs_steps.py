@@ -36,13 +36,13 @@ def post(url, body):
         return json.loads(r.read())
 
 
-def sample_config(args, sampler, steps):
+def sample_config(args, sampler, steps, seed_base):
     jobs = []
     for c in range(10):
         remaining, offset = args.per_class, 0
         while remaining > 0:
             n = min(64, remaining)
-            body = {"count": n, "seed": args.seed_base + c * 100003 + offset, "class_label": c, "steps": steps,
+            body = {"count": n, "seed": seed_base + c * 100003 + offset, "class_label": c, "steps": steps,
                     "sampler": sampler, "output": "tensor"}
             spacing = args.dpm_spacing if sampler == "dpm_solver_pp" else args.spacing
             if spacing:
@@ -77,8 +77,9 @@ def main():
     ap.add_argument("--dpm-spacing", default="trailing",
                     help="timestep_spacing for dpm_solver_pp: its leading/linspace schedules repeat timesteps at 1000 steps")
     ap.add_argument("--concurrency", type=int, default=4)
-    ap.add_argument("--seed-base", type=int, default=1000,
-                    help="request seeds are seed_base + class * 100003 + chunk: another base draws another sample set")
+    ap.add_argument("--seed-base", default="1000",
+                    help="request seeds are seed_base + class * 100003 + chunk: another base draws another sample set; "
+                         "a comma list (1000,2000,3000) scores every configuration on each set and reports the mean")
     ap.add_argument("--samplers", default=",".join(SAMPLERS))
     ap.add_argument("--steps", default=",".join(map(str, STEPS)))
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "quality-vs-steps"))
@@ -86,28 +87,41 @@ def main():
 
     ho, tr = evaluate.heldout_features()
     floor = evaluate.fid_from_features(tr, ho)
+    bases = [int(b) for b in args.seed_base.split(",")]
     rows = []
     for sampler in args.samplers.split(","):
         for steps in map(int, args.steps.split(",")):
-            x, y, seconds, nfe = sample_config(args, sampler, steps)
-            acc = float((evaluate.predict(x) == y).mean())
-            fid = evaluate.fid_from_features(evaluate.features(x), ho)
-            rows.append({"sampler": sampler, "steps": steps, "nfe": nfe, "n": len(y), "accuracy": acc, "fid": fid,
-                         "seconds": seconds})
-            print(f"{sampler:16s} steps {steps:5d}  acc {acc:.4f}  FID {fid:8.3f}  ({seconds:.1f} s)", flush=True)
+            sets = []
+            for base in bases:
+                x, y, seconds, nfe = sample_config(args, sampler, steps, base)
+                acc = float((evaluate.predict(x) == y).mean())
+                fid = evaluate.fid_from_features(evaluate.features(x), ho)
+                sets.append({"seed_base": base, "n": len(y), "accuracy": acc, "fid": fid, "seconds": seconds})
+                print(f"{sampler:16s} steps {steps:5d}  seeds {base}  acc {acc:.4f}  FID {fid:8.3f}  ({seconds:.1f} s)",
+                      flush=True)
+            # With one set the row's figures are that set's; with several, their means.
+            rows.append({"sampler": sampler, "steps": steps, "nfe": nfe, "n": sets[0]["n"],
+                         **{k: float(np.mean([st[k] for st in sets])) for k in ("accuracy", "fid", "seconds")},
+                         "sets": sets})
 
     with open(args.out + ".json", "w") as f:
         json.dump({"model": args.model, "per_class": args.per_class, "guidance": args.guidance, "fid_floor": floor,
-                   "rows": rows}, f, indent=1)
+                   "seed_bases": bases, "rows": rows}, f, indent=1)
 
     ref = next((r for r in rows if r["sampler"] == "ddpm" and r["steps"] == 1000), None)
+    many = len(bases) > 1
     lines = [f"FID floor (train vs held-out features): {floor:.3f}. {args.per_class} samples per class, "
              f"guidance {args.guidance}; timestep_spacing: {args.spacing or 'the model default'}, "
-             f"dpm_solver_pp {args.dpm_spacing}.", "",
-             "| sampler | steps | accuracy | FID | FID / DDPM-1000 | wall s |", "|---|---|---|---|---|---|"]
+             f"dpm_solver_pp {args.dpm_spacing}. "
+             + (f"Means over {len(bases)} sample sets (seed bases {', '.join(map(str, bases))}); "
+                "the ratio is of the means." if many else f"Seed base {bases[0]}."), "",
+             "| sampler | steps | accuracy | FID | " + ("FID per set | " if many else "") + "FID / DDPM-1000 | wall s |",
+             "|---|---|---|---|" + ("---|" if many else "") + "---|---|"]
     for r in rows:
         ratio = f"{r['fid'] / ref['fid']:.2f}" if ref else "-"
-        lines.append(f"| {r['sampler']} | {r['steps']} | {r['accuracy']:.4f} | {r['fid']:.3f} | {ratio} | {r['seconds']:.1f} |")
+        per_set = (" / ".join(f"{st['fid']:.2f}" for st in r["sets"]) + " | ") if many else ""
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['accuracy']:.4f} | {r['fid']:.3f} | {per_set}{ratio} | "
+                     f"{r['seconds']:.1f} |")
     with open(args.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -117,7 +131,10 @@ def main():
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for sampler in dict.fromkeys(r["sampler"] for r in rows):
         rs = sorted((r for r in rows if r["sampler"] == sampler), key=lambda r: r["steps"])
-        a1.plot([r["steps"] for r in rs], [r["fid"] for r in rs], marker="o", label=sampler)
+        lo = [r["fid"] - min(st["fid"] for st in r["sets"]) for r in rs]
+        hi = [max(st["fid"] for st in r["sets"]) - r["fid"] for r in rs]
+        a1.errorbar([r["steps"] for r in rs], [r["fid"] for r in rs], yerr=[lo, hi] if many else None, marker="o",
+                    capsize=3, label=sampler)
         a2.plot([r["steps"] for r in rs], [r["accuracy"] for r in rs], marker="o", label=sampler)
     a1.axhline(floor, color="grey", ls="--", label="floor")
     for a, name in ((a1, "FID (classifier features)"), (a2, "class accuracy")):
